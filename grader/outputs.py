@@ -1,0 +1,49 @@
+"""Refresh a solution notebook's stored outputs: execute it, keep only the outputs nbval compares.
+
+Solution notebooks are committed without outputs, except in cells marked `# NBVAL_CHECK_OUTPUT`,
+whose output nbval checks on every test run.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
+
+
+def is_checked(cell: nbformat.NotebookNode) -> bool:
+    return cell.cell_type == "code" and CHECK_MARKER in cell.source
+
+
+def strip(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Drop every output and execution count, except in checked cells (nbval skips a cell whose
+    stored outputs have no execution count); drop run metadata."""
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        cell.metadata.pop("execution", None)
+        if not is_checked(cell):
+            cell.outputs = []
+            cell.execution_count = None
+    return notebook
+
+
+def refresh(path: Path, timeout: int = 300) -> None:
+    """Execute `path` in its own folder with the current Python's kernel and store the stripped result."""
+    notebook = nbformat.read(path, as_version=4)
+    NotebookClient(notebook, timeout=timeout, resources={"metadata": {"path": str(path.parent)}}).execute()
+    nbformat.write(strip(notebook), path)
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print("usage: python -m grader outputs NOTEBOOK.ipynb [...]", file=sys.stderr)
+        return 2
+    for name in argv:
+        refresh(Path(name))
+        print(f"refreshed {name}")
+    return 0
