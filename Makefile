@@ -9,7 +9,9 @@ PIP_FLAGS ?= --quiet --disable-pip-version-check
 # Headless use: `make lab HEADLESS=1 PORT=8890` (no browser, loopback only, chosen port).
 PORT      ?= 8888
 HEADLESS  ?=
-LAB_FLAGS := --notebook-dir=course --port=$(PORT) $(if $(HEADLESS),--no-browser --ServerApp.ip=127.0.0.1)
+# Jupyter refuses to start as root (containers, CI machines) unless told that this is deliberate.
+LAB_FLAGS := --notebook-dir=course --port=$(PORT) $(if $(HEADLESS),--no-browser --ServerApp.ip=127.0.0.1) \
+             $(if $(filter 0,$(shell id -u)),--allow-root)
 # The venv's own kernel and Jupyter paths come before any in the user's home.
 export JUPYTER_PREFER_ENV_PATH := 1
 # JAX on CPU only, without probing for accelerators the course does not use.
