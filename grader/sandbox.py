@@ -1,0 +1,163 @@
+"""A bubblewrap sandbox for one student's kernel: no network, read-only system, one writable folder, limits.
+
+Inside the sandbox the student's code sees: /usr, this Python installation and its venv (read-only), the
+folders the venv's .pth files add to sys.path (the helper package `src/`, read-only), a private /tmp
+(tmpfs with a size limit), and ONE writable host folder: the student's scratch copy. Nothing else of the
+course exists there: not solutions/, not the gradebook, not other submissions, not the rest of the repository.
+There is no network (a new, empty network namespace), a new PID namespace (everything in it is killed when
+the sandbox's first process dies), and resource limits: address space, processes, file size, CPU time.
+
+Run as root (CI), the sandbox drops to an unprivileged user id of its own (one per parallel slot, so the
+process limit counts only that student's processes) with every capability removed.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+BWRAP = "bwrap"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for everything in one sandbox (per process, except `processes`: per user id)."""
+
+    memory_bytes: int = 4 * 1024**3  # address space of each process (JAX reserves about 1.5 GB)
+    processes: int = 512  # processes and threads of the sandbox's user id (JAX starts many threads)
+    file_bytes: int = 256 * 1024**2  # largest file a process may write
+    cpu_seconds: int = 1800  # CPU time of each process (the wall-clock limit is enforced outside)
+    open_files: int = 4096
+    tmp_bytes: int = 1024**3  # size of the private /tmp
+
+
+def _read_only_roots() -> list[Path]:
+    """The folders Python needs: its installation, the venv, and absolute folders named in .pth files."""
+    roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix)}
+    site_packages = Path(sysconfig.get_paths()["purelib"])
+    for pth in site_packages.glob("*.pth"):
+        for line in pth.read_text(errors="replace").splitlines():
+            line = line.strip()
+            if line.startswith("/") and Path(line).is_dir():
+                roots.add(Path(line))
+    # /usr is bound whole; anything under it needs no extra bind.
+    return sorted(root for root in roots if not str(root).startswith("/usr/"))
+
+
+def _dirs_for(path: Path, made: set[Path]) -> list[str]:
+    """bwrap creates missing parents with mode 0700; create them 0755 so the sandbox user can pass."""
+    args = []
+    for parent in reversed(path.parents):
+        if parent == Path("/") or parent in made:
+            continue
+        made.add(parent)
+        args += ["--perms", "0755", "--dir", str(parent)]
+    return args
+
+
+def drops_privileges() -> bool:
+    return os.geteuid() == 0
+
+
+def command(
+    argv: list[str],
+    writable: Path,
+    *,
+    env: dict[str, str],
+    uid: int = 60001,
+    limits: Limits = Limits(),
+    chdir: Path | None = None,
+) -> list[str]:
+    """The command line that runs `argv` in the sandbox with `writable` bound read-write at the same path."""
+    made: set[Path] = set()
+    if drops_privileges():  # root: no user namespace (setpriv then drops to an unmapped, unprivileged uid)
+        namespaces = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    else:
+        namespaces = ["--unshare-all"]
+    args = [BWRAP, *namespaces, "--die-with-parent", "--new-session"]
+    args += ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "sbin", "lib", "lib64", "lib32", "libx32"):
+        target = Path("/") / name
+        if target.is_symlink():
+            args += ["--symlink", os.readlink(target), str(target)]
+        elif target.is_dir():
+            args += ["--ro-bind", str(target), str(target)]
+    for etc in ("/etc/fonts", "/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives"):
+        if os.path.exists(etc):
+            args += ["--ro-bind", etc, etc]
+    for root in _read_only_roots():
+        args += _dirs_for(root, made) + ["--ro-bind", str(root), str(root)]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    args += ["--size", str(limits.tmp_bytes), "--perms", "1777", "--tmpfs", "/tmp"]
+    made.add(Path("/tmp"))
+    writable = writable.resolve()
+    args += _dirs_for(writable, made) + ["--bind", str(writable), str(writable)]
+    args += ["--chdir", str(chdir or writable)]
+    args += ["--clearenv"]
+    for key, value in env.items():
+        args += ["--setenv", key, value]
+    args += ["--"]
+    if drops_privileges():
+        args += [
+            "setpriv",
+            f"--reuid={uid}",
+            f"--regid={uid}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--no-new-privs",
+        ]
+    args += [
+        "prlimit",
+        f"--as={limits.memory_bytes}",
+        f"--nproc={limits.processes}",
+        f"--fsize={limits.file_bytes}",
+        f"--cpu={limits.cpu_seconds}",
+        f"--nofile={limits.open_files}",
+        "--core=0",
+        "--",
+        *argv,
+    ]
+    return args
+
+
+def prepare_writable(folder: Path, uid: int) -> None:
+    """Give the sandbox's user the scratch folder (and only it)."""
+    if drops_privileges():
+        for path in [folder, *folder.rglob("*")]:
+            os.lchown(path, uid, uid)
+
+
+@functools.lru_cache(maxsize=1)
+def availability() -> tuple[bool, str]:
+    """(True, "") when the sandbox works here; else (False, why)."""
+    if not sys.platform.startswith("linux"):
+        return False, f"bubblewrap sandboxing needs Linux (this is {sys.platform})"
+    if shutil.which(BWRAP) is None:
+        return False, "bubblewrap (bwrap) is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
+    for tool in ("prlimit", "setpriv") if drops_privileges() else ("prlimit",):
+        if shutil.which(tool) is None:
+            return False, f"{tool} (util-linux) is not installed"
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="sandbox-probe-") as folder:
+        os.chmod(folder, 0o755)
+        prepare_writable(Path(folder), 60001)
+        probe = command(
+            [sys.executable, "-c", "import os; open('ok', 'w').write(str(os.getuid()))"],
+            Path(folder),
+            env={"PATH": "/usr/bin:/bin"},
+        )
+        try:
+            completed = subprocess.run(probe, capture_output=True, text=True, timeout=60, check=False)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return False, f"bubblewrap could not start a sandbox: {error}"
+        if completed.returncode != 0 or not (Path(folder) / "ok").exists():
+            return False, f"bubblewrap could not start a sandbox: {completed.stderr.strip()[-500:]}"
+    return True, ""

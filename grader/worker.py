@@ -1,0 +1,223 @@
+"""Grade one student (run by grader/grade.py as `python -m grader.worker SPEC.json`; trusted code).
+
+Writes result.json beside SPEC.json: the student's row plus per-test details, and the feedback HTML.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+
+from grader import intake, sandbox
+from grader.assemble import Template, assemble, for_feedback, is_manual, load_template, nbgrader_meta, scrub
+from grader.execute import Execution, execute
+from grader.feedback import render
+
+PASSTHROUGH = ("JAX_PLATFORMS", "XLA_FLAGS", "RESUMABLE_QUIET", "JAX_ENABLE_X64", "TF_CPP_MIN_LOG_LEVEL")
+
+
+def kernel_environment(home: Path) -> dict[str, str]:
+    """The kernel's whole environment inside the sandbox (nothing else of the grader's leaks in)."""
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "HOME": str(home),
+        "IPYTHONDIR": str(home / ".ipython"),
+        "MPLCONFIGDIR": "/tmp/matplotlib",
+        "XDG_CACHE_HOME": "/tmp/cache",
+        "JUPYTER_PREFER_ENV_PATH": "1",
+        "NBGRADER_EXECUTION": "autograde",
+        "LANG": "C.UTF-8",
+        "PYTHONNOUSERSITE": "1",
+        "JAX_PLATFORMS": "cpu",
+        "RESUMABLE_QUIET": "1",
+    }
+    env.update({key: os.environ[key] for key in PASSTHROUGH if key in os.environ})
+    return env
+
+
+def _first_line(text: str, limit: int = 160) -> str:
+    lines = [line for line in str(text).splitlines() if line.strip()]
+    line = lines[0].strip() if lines else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def score_tests(template: Template, assembled, execution: Execution) -> list[dict]:
+    """Per autograded test cell: points earned, decided from the executor's record only."""
+    results = []
+    for index, grade_id in assembled.tests.items():
+        cell = assembled.notebook.cells[index]
+        points = float(nbgrader_meta(cell).get("points", 0) or 0)
+        record = execution.cells.get(index)
+        if execution.tampered_at is not None and index >= execution.tampered_at:
+            outcome = "not trusted: " + (execution.tampered or "")
+        elif execution.stopped_at is not None and index >= execution.stopped_at:
+            outcome = "not run: " + (execution.stopped or "execution stopped")
+        elif record is None or not record.completed:
+            outcome = "not run"
+        elif record.status != "ok" or record.errors:
+            ename, evalue = record.errors[0] if record.errors else ("Error", "")
+            message = _first_line(scrub(evalue, template.hidden_lines))
+            outcome = f"failed: {ename}" + (f": {message}" if message else "")
+        elif record.stderr:
+            outcome = "failed: wrote to stderr (nbgrader scores that as a failure)"
+        else:
+            outcome = "passed"
+        score = points if outcome == "passed" else 0.0
+        meta = cell.metadata.nbgrader
+        meta["score"], meta["points"] = score, points
+        results.append(
+            {"notebook": template.name, "grade_id": grade_id, "score": score, "points": points, "outcome": outcome}
+        )
+    for cell in assembled.notebook.cells:
+        if is_manual(cell):
+            meta = cell.metadata.nbgrader
+            meta["score"], meta["points"] = 0.0, float(meta.get("points", 0) or 0)
+            meta.setdefault("comment", None)
+            results.append(
+                {
+                    "notebook": template.name,
+                    "grade_id": meta["grade_id"],
+                    "score": 0.0,
+                    "points": meta["points"],
+                    "outcome": "needs manual grading",
+                }
+            )
+    for cell in assembled.notebook.cells:
+        if nbgrader_meta(cell).get("solution"):
+            cell.metadata.nbgrader.setdefault("comment", None)
+    return results
+
+
+def grade(spec: dict) -> dict:
+    student, assignment = spec["student"], spec["assignment"]
+    folder = Path(spec["folder"])
+    out = Path(spec["out"])
+    solutions, course = Path(spec["solutions"]), Path(spec["course"])
+    templates = {name: load_template(assignment, name, solutions, course) for name in spec["files"]}
+    row = {
+        "student_id": student,
+        "assignment": assignment,
+        "score": 0.0,
+        "max_score": sum(template.max_score for template in templates.values()),
+        "status": "graded",
+        "message": "",
+        "tests": [],
+    }
+    problems: list[str] = []
+    notes: list[str] = list(spec.get("notes") or [])
+    if spec.get("problem"):
+        row.update(status="error", message=spec["problem"])
+        return row
+    if all(path is None for path in spec["files"].values()):
+        names = ", ".join(spec["files"])
+        row.update(status="missing", message=f"no submitted notebook named {names} was found")
+        return row
+    feedback_dir = out / "feedback" / student
+    workdir = folder / "scratch" / "work"
+    for number, (name, path) in enumerate(spec["files"].items()):
+        template = templates[name]
+        if path is None:
+            problems.append(f"{name} is missing")
+            continue
+        notebook, problem = intake.parse(Path(path).read_bytes(), name)
+        if notebook is None:
+            problems.append(problem)
+            continue
+        assembled = assemble(template, notebook)
+        notes += assembled.notes
+        if template.answer_ids and assembled.answers_found == 0:
+            problems.append(
+                f"{name} has none of {assignment}'s answer cells (a notebook of another assignment, or cells "
+                "whose metadata was removed?); it was not run"
+            )
+            continue
+        execution = _run(assembled, folder, workdir, number, spec)
+        tests = score_tests(template, assembled, execution)
+        row["tests"] += tests
+        row["score"] += sum(test["score"] for test in tests)
+        if execution.tampered:
+            problems.append(f"{name}: {execution.tampered}; tests from there on were not trusted and scored 0")
+        elif execution.stopped:
+            problems.append(f"{name}: {execution.stopped}; tests not yet run scored 0")
+        feedback = for_feedback(assembled.notebook, template)
+        score = sum(test["score"] for test in tests)
+        maximum = template.max_score
+        feedback_dir.mkdir(parents=True, exist_ok=True)
+        html = render(feedback, name, student, assignment, score, maximum)
+        (feedback_dir / (Path(name).stem + ".html")).write_text(html)
+    failed = [test for test in row["tests"] if test["outcome"].startswith("failed")]
+    summary = []
+    if problems:
+        row["status"] = "error"
+        summary += problems
+    if failed:
+        summary.append(
+            f"{len(failed)} of {len(row['tests'])} tests failed: "
+            + "; ".join(f"{test['grade_id']} ({test['outcome'][len('failed: '):]})" for test in failed[:4])
+        )
+    summary += notes
+    row["message"] = " | ".join(summary).replace("\n", " ")[:1000]
+    return row
+
+
+def _run(assembled, folder: Path, workdir: Path, number: int, spec: dict) -> Execution:
+    """Execute in the sandbox (or not, when the instructor said the code is trusted)."""
+    scratch = folder / "scratch"
+    if not workdir.exists():
+        workdir.mkdir(parents=True)
+        release = Path(spec["course"]) / spec["assignment"]
+        if release.is_dir():  # data files that come with the assignment (never notebooks)
+            shutil.copytree(
+                release,
+                workdir,
+                dirs_exist_ok=True,
+                ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints", "__pycache__"),
+            )
+    home = scratch / "home"
+    home.mkdir(exist_ok=True)
+    sockets = scratch / f".k{number}"
+    sockets.mkdir()
+    uid = int(spec["uid"])
+    limits = sandbox.Limits(memory_bytes=int(spec["memory_mb"]) * 1024**2)
+    env = kernel_environment(home)
+    if spec["use_sandbox"]:
+        os.chmod(scratch, 0o755)
+        sandbox.prepare_writable(scratch, uid)
+
+        def wrap(command: list[str]) -> list[str]:
+            return sandbox.command(command, scratch, env=env, uid=uid, limits=limits, chdir=workdir)
+
+        owner = uid if sandbox.drops_privileges() else None
+    else:
+
+        def wrap(command: list[str]) -> list[str]:
+            return command
+
+        owner = None
+    return execute(
+        assembled.notebook,
+        workdir,
+        set(assembled.tests),
+        wrap=wrap,
+        socket_dir=sockets,
+        owner=owner,
+        cell_timeout=float(spec["cell_timeout"]),
+        total_timeout=float(spec["student_timeout"]),
+    )
+
+
+def main(argv: list[str]) -> int:
+    spec_path = Path(argv[0])
+    spec = json.loads(spec_path.read_text())
+    row = grade(spec)
+    (spec_path.parent / "result.json").write_text(json.dumps(row))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
