@@ -1,0 +1,309 @@
+"""Start, follow, kill and resume training jobs that run in their own processes (`resumable.worker`)."""
+
+from __future__ import annotations
+
+import atexit
+import inspect
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from resumable.training import RunConfig
+
+FUNCTIONS_HEADER = '''"""Written by resumable.jobs.write_functions_module for a training job to import."""
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import nnx
+'''
+
+Kill = Literal["none", "sigkill", "sigkill_during_save", "sigterm"]
+KILLS: tuple[Kill, ...] = ("none", "sigkill", "sigkill_during_save", "sigterm")
+
+DEFAULT_CONFIG = RunConfig()
+_live_jobs: set[TrainingJob] = set()
+_compilation_cache: Path | None = None
+
+
+class JobError(RuntimeError):
+    """A training job did not do what it was expected to (it failed, or it timed out)."""
+
+
+def write_functions_module(path: Path | str, *functions: Callable[..., Any]) -> Path:
+    """Write the source of `functions` (e.g. `save_checkpoint`, `resume_or_start`) into a module file.
+
+    Inputs: the file to write and the functions, which may use only `jax`, `np`, `ocp` and `nnx` besides
+    their arguments (the module's header imports those four). Output: the path, for `TrainingJob(functions=...)`.
+    """
+    sources = [textwrap.dedent(inspect.getsource(function)) for function in functions]
+    path = Path(path)
+    path.write_text(FUNCTIONS_HEADER + "\n\n" + "\n\n".join(sources))
+    return path
+
+
+def compilation_cache() -> Path:
+    """One JAX compilation cache folder for all the jobs this process starts (removed when it exits).
+
+    A restarted job compiles its train step again; with a persistent compilation cache it loads the
+    compiled step instead. The cached program is the same program, so results do not change.
+    """
+    global _compilation_cache
+    if _compilation_cache is None:
+        _compilation_cache = Path(tempfile.mkdtemp(prefix="resumable-jax-cache-"))
+        atexit.register(shutil.rmtree, _compilation_cache, ignore_errors=True)
+    return _compilation_cache
+
+
+class TrainingJob:
+    """One `python -m resumable.worker` process, run with this kernel's Python (`sys.executable`).
+
+    Use it as a context manager: on leaving the block (also when a cell fails) a process still alive is
+    killed and reaped, so no job outlives the cell that started it. Events arrive as dicts in `events`.
+    """
+
+    def __init__(
+        self,
+        functions: Path | str,
+        directory: Path | str,
+        *,
+        steps: int,
+        every: int,
+        keep: int,
+        config: RunConfig = DEFAULT_CONFIG,
+        pause_after: int | None = None,
+        pause_in_save: int | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.stderr_path = self.directory.parent / f"{self.directory.name}-worker-{time.time_ns()}.log"
+        command = [
+            sys.executable,
+            "-m",
+            "resumable.worker",
+            f"--functions={Path(functions).resolve()}",
+            f"--directory={self.directory.resolve()}",
+            f"--steps={steps}",
+            f"--every={every}",
+            f"--keep={keep}",
+            f"--config={json.dumps(asdict(config))}",
+            "--watch-stdin",
+        ]
+        if pause_after is not None:
+            command.append(f"--pause-after={pause_after}")
+        if pause_in_save is not None:
+            command.append(f"--pause-in-save={pause_in_save}")
+        environment = {
+            **os.environ,
+            "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu"),
+            "RESUMABLE_QUIET": "1",
+            "JAX_COMPILATION_CACHE_DIR": str(compilation_cache()),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+        }
+        self.events: list[dict[str, Any]] = []
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        with open(self.stderr_path, "wb") as stderr:
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=environment,
+                text=True,
+            )
+        _live_jobs.add(self)
+        threading.Thread(target=self._read_events, daemon=True).start()
+
+    def _read_events(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            try:
+                self._queue.put(json.loads(line))
+            except json.JSONDecodeError:
+                self._queue.put({"event": "output", "text": line.rstrip()})
+        self._queue.put(None)  # end of stream: the process exited
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait_for(self, event: str, timeout: float = 240.0) -> dict[str, Any]:
+        """Collect events until one named `event` arrives; return it. JobError if the job ends or times out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                item = self._queue.get(timeout=max(remaining, 0.0))
+            except queue.Empty:
+                raise JobError(
+                    f"no '{event}' from job {self.pid} within {timeout:.0f} s{self._stderr_tail()}"
+                ) from None
+            if item is None:
+                self._queue.put(None)
+                code = self.process.wait()
+                raise JobError(f"job {self.pid} exited with status {code} before '{event}'{self._stderr_tail()}")
+            self.events.append(item)
+            if item["event"] == event:
+                return item
+
+    def finish(self, timeout: float = 240.0) -> int:
+        """Collect the remaining events and wait for the process to exit; return its exit status."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                item = self._queue.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except queue.Empty:
+                raise JobError(f"job {self.pid} did not exit within {timeout:.0f} s{self._stderr_tail()}") from None
+            if item is None:
+                self._queue.put(None)
+                break
+            self.events.append(item)
+        return self.process.wait(timeout=max(deadline - time.monotonic(), 1.0))
+
+    def send(self, signal_number: int) -> None:
+        """Send a signal (SIGKILL: a crash, SIGTERM: a preemption notice) to the job."""
+        self.process.send_signal(signal_number)
+
+    def stop(self) -> None:
+        """Kill the process if it is still alive, reap it and close its pipes."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
+        _live_jobs.discard(self)
+
+    def _stderr_tail(self, lines: int = 15) -> str:
+        try:
+            tail = self.stderr_path.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return ""
+        return "\nlast lines of its stderr:\n" + "\n".join(tail) if tail else ""
+
+    def __enter__(self) -> TrainingJob:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+@atexit.register
+def _stop_live_jobs() -> None:
+    for job in list(_live_jobs):
+        job.stop()
+
+
+@dataclass
+class JobRecord:
+    """What one training process did: where it started, its losses, the saves it started, how it ended."""
+
+    start_step: int
+    losses: dict[int, float]
+    saves_started: list[int]
+    ending: str
+    exit_code: int
+    pid: int
+    message: str = ""
+    events: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    @property
+    def last_step(self) -> int:
+        """The last step this process finished (its start step if it trained none)."""
+        return max(self.losses, default=self.start_step)
+
+
+def run_job(
+    functions: Path | str,
+    directory: Path | str,
+    *,
+    steps: int,
+    every: int,
+    keep: int,
+    config: RunConfig = DEFAULT_CONFIG,
+    kill: Kill = "none",
+    at_step: int | None = None,
+    timeout: float = 240.0,
+) -> JobRecord:
+    """Run one training process to its end, or to `at_step` and end it there the way `kill` says.
+
+    `kill`: "none" (train to `steps`), "sigkill" (SIGKILL at the end of step `at_step`), "sigkill_during_save"
+    (SIGKILL while step `at_step`'s checkpoint is written: files there, not yet committed), "sigterm" (SIGTERM
+    at the end of step `at_step`: the job saves and exits cleanly).
+    Output: a JobRecord; `exit_code` is -9 after a SIGKILL, 0 after a clean exit.
+    """
+    if kill not in KILLS:
+        raise ValueError(f"kill must be one of {KILLS}, got {kill!r}")
+    if kill != "none" and at_step is None:
+        raise ValueError(f"kill={kill!r} needs at_step")
+    if kill == "sigkill_during_save" and at_step is not None and at_step % every != 0 and at_step != steps:
+        raise ValueError(f"no checkpoint is written at step {at_step} (every {every} steps): nothing to interrupt")
+    pause_after = at_step if kill in ("sigkill", "sigterm") else None
+    pause_in_save = at_step if kill == "sigkill_during_save" else None
+    job = TrainingJob(
+        functions,
+        directory,
+        steps=steps,
+        every=every,
+        keep=keep,
+        config=config,
+        pause_after=pause_after,
+        pause_in_save=pause_in_save,
+    )
+    with job:
+        if kill == "sigkill":
+            job.wait_for("paused", timeout)
+            job.send(signal.SIGKILL)
+        elif kill == "sigkill_during_save":
+            job.wait_for("save_paused", timeout)
+            job.send(signal.SIGKILL)
+        elif kill == "sigterm":
+            job.wait_for("paused", timeout)
+            job.send(signal.SIGTERM)
+        exit_code = job.finish(timeout)
+    return _record(job, exit_code, kill)
+
+
+def _record(job: TrainingJob, exit_code: int, kill: Kill) -> JobRecord:
+    events = job.events
+    starts = [event["step"] for event in events if event["event"] == "start"]
+    if not starts:
+        raise JobError(f"job {job.pid} exited with status {exit_code} before it started{job._stderr_tail()}")
+    endings = {"sigkill": "killed", "sigkill_during_save": "killed during save", "sigterm": "preempted"}
+    message = next((event.get("message", "") for event in events if event["event"] == "preempted"), "")
+    if kill == "none" and not any(event["event"] == "done" for event in events):
+        raise JobError(f"job {job.pid} exited with status {exit_code} before it was done{job._stderr_tail()}")
+    return JobRecord(
+        start_step=int(starts[0]),
+        losses={int(event["step"]): float(event["loss"]) for event in events if event["event"] == "step"},
+        saves_started=[int(event["step"]) for event in events if event["event"] == "save_started"],
+        ending=endings.get(kill, "done"),
+        exit_code=exit_code,
+        pid=job.pid,
+        message=message,
+        events=events,
+    )
+
+
+def temporary_folders(directory: Path | str) -> list[str]:
+    """Names of the temporary folders of uncommitted saves in a CheckpointManager's folder."""
+    return sorted(path.name for path in Path(directory).iterdir() if ".orbax-checkpoint-tmp" in path.name)
+
+
+def step_folders(directory: Path | str) -> list[str]:
+    """Names of the committed step folders in a CheckpointManager's folder, in step order."""
+    names = [path.name for path in Path(directory).iterdir() if path.is_dir() and path.name.isdigit()]
+    return sorted(names, key=int)
