@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from grader import grade, outputs, release
+from grader import grade, outputs, release, validate
 
 COMMANDS = {
     "release": (release.main, "regenerate course/ from solutions/ atomically [ASSIGNMENT ...]"),
     "outputs": (outputs.main, "execute solution notebooks and keep only the outputs nbval checks"),
+    "validate": (validate.main, "validate student notebooks; exit 1 when a test fails (nbgrader's exits 0)"),
     "grade": (grade.main, "grade a class in sandboxes: ASSIGNMENT SUBMISSIONS_DIR --out OUT_DIR [--jobs N]"),
 }
 

@@ -69,7 +69,11 @@ class Template:
 
     @property
     def max_score(self) -> float:
-        return sum(float(nbgrader_meta(cell).get("points", 0) or 0) for cell in self.notebook.cells if is_test(cell) or is_manual(cell))
+        return sum(
+            float(nbgrader_meta(cell).get("points", 0) or 0)
+            for cell in self.notebook.cells
+            if is_test(cell) or is_manual(cell)
+        )
 
 
 def load_template(assignment: str, name: str, solutions: Path = SOLUTIONS, course: Path = COURSE) -> Template:

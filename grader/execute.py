@@ -115,7 +115,7 @@ async def _run_probe(client: RecordingClient, timeout: float, baseline: set[str]
     msg_id = client.kc.execute(probe.source, store_history=False, stop_on_error=False)
     try:
         reply = await asyncio.wait_for(client.async_wait_for_reply(msg_id), timeout)
-    except (asyncio.TimeoutError, TimeoutError, CellTimeoutError):
+    except (TimeoutError, CellTimeoutError):
         return "the kernel did not answer an integrity check in time"
     except DeadKernelError:
         return "the kernel died during an integrity check"
@@ -177,14 +177,12 @@ async def _execute(
                     execution.stopped = f"a cell ran longer than {cell_timeout:.0f} s (an endless loop?)"
                     execution.stopped_at = index
                     break
-                except (asyncio.TimeoutError, TimeoutError):
+                except TimeoutError:
                     execution.stopped = f"the notebook ran longer than {total_timeout:.0f} s in all"
                     execution.stopped_at = index
                     break
                 except DeadKernelError:
-                    execution.stopped = (
-                        "the kernel died (the code exited the process, killed it, or ran out of memory)"
-                    )
+                    execution.stopped = "the kernel died (the code exited the process, killed it, or ran out of memory)"
                     execution.stopped_at = index
                     break
                 if not execution.cells[index].completed:

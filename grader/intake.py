@@ -129,9 +129,7 @@ def collect(submissions: Path, assignment: str, wanted: list[str]) -> list[Submi
                 files, notes = _pick(_Zip(entry), wanted, assignment)
                 submission = Submission(student, files, notes)
             except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, RuntimeError) as error:
-                submission = Submission(
-                    student, dict.fromkeys(wanted), [], f"the zip file could not be read ({error})"
-                )
+                submission = Submission(student, dict.fromkeys(wanted), [], f"the zip file could not be read ({error})")
         elif entry.suffix.lower() == ".ipynb" and len(wanted) == 1:
             student = clean_id(entry.stem)
             if entry.stat().st_size > MAX_NOTEBOOK_BYTES:

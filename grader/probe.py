@@ -35,7 +35,7 @@ WATCHED_MODULES = (
     "resumable",
 )
 
-PROBE_TEMPLATE = r'''
+PROBE_TEMPLATE = r"""
 def __grader_probe__(nonce, watched):
     import sys
     builtins = sys.modules["builtins"]
@@ -153,7 +153,7 @@ try:
     __grader_probe__("NONCE", WATCHED)
 finally:
     del __grader_probe__
-'''
+"""
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import nbformat
-
 from grader import intake, sandbox
 from grader.assemble import Template, assemble, for_feedback, is_manual, load_template, nbgrader_meta, scrub
 from grader.execute import Execution, execute
@@ -158,7 +156,7 @@ def grade(spec: dict) -> dict:
     if failed:
         summary.append(
             f"{len(failed)} of {len(row['tests'])} tests failed: "
-            + "; ".join(f"{test['grade_id']} ({test['outcome'][len('failed: '):]})" for test in failed[:4])
+            + "; ".join(f"{test['grade_id']} ({test['outcome'][len('failed: ') :]})" for test in failed[:4])
         )
     summary += notes
     row["message"] = " | ".join(summary).replace("\n", " ")[:1000]
