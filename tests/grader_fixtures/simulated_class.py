@@ -1,0 +1,307 @@
+"""Build a simulated class for one assignment: a folder of submissions and what each one must get.
+
+Data-driven: every assignment under solutions/ gets the honest students (the solution: full marks; the
+untouched student copy: zero) and the forged answers (objects that claim to equal anything; patched
+comparison functions). Assignment-specific wrong answers (one per course-map pitfall the exercises can show)
+live in WRONG_ANSWERS; the sandbox attacks and malformed inputs run on the first assignment only.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from grader.assemble import nbgrader_meta
+from grader.paths import REPO, SOLUTIONS, notebooks
+from grader.release import generate
+from tests.grader_fixtures import attacks
+
+
+@dataclass
+class Expect:
+    """What a student's row must look like. score: "max", "zero", "partial" (0 <= score < max)."""
+
+    score: str
+    status: tuple[str, ...] = ("graded",)
+    feedback_has: tuple[str, ...] = ()  # strings the feedback HTML must contain (unescaped)
+    feedback_lacks: tuple[str, ...] = ()
+    message_has: tuple[str, ...] = ()
+
+
+@dataclass
+class WrongAnswer:
+    """A realistic mistake: answer cells replaced; the feedback must name the cause."""
+
+    name: str
+    answers: dict[str, str]
+    cause: str  # text the feedback (the failing self-check's message) must show
+
+
+SNAPSHOT_STATE_NOT_PURE = """def snapshot(module):
+    return nnx.state(module)
+"""
+CHANGED_PATHS_RAW_KEYS = """def changed_paths(before, after):
+    flat_before = nnx.traversals.flatten_mapping(before)
+    flat_after = nnx.traversals.flatten_mapping(after)
+    return sorted("/".join(str(key) for key in path) for path, leaf in flat_before.items()
+                  if not np.array_equal(leaf, flat_after[path]))
+"""
+
+WRONG_ANSWERS: dict[str, list[WrongAnswer]] = {
+    "01_snapshot": [
+        WrongAnswer(
+            "state-not-pure-dict", {"snapshot_solution": SNAPSHOT_STATE_NOT_PURE}, "Was nnx.to_pure_dict called?"
+        ),
+        WrongAnswer("keys-compared-raw", {"changed_paths_solution": CHANGED_PATHS_RAW_KEYS}, "Keys?"),
+    ],
+}
+
+
+@dataclass
+class SimulatedClass:
+    assignment: str
+    folder: Path
+    expectations: dict[str, Expect] = field(default_factory=dict)
+
+    def add(self, student: str, files: dict[str, bytes], expect: Expect) -> None:
+        (self.folder / student).mkdir(parents=True)
+        for name, data in files.items():
+            (self.folder / student / name).write_bytes(data)
+        self.expectations[student] = expect
+
+
+def released(assignment: str, tmp: Path) -> dict[str, nbformat.NotebookNode]:
+    """A fresh student copy (nbgrader generate_assignment), not the committed course/ (it may lag)."""
+    target = tmp / "release"
+    if not (target / assignment).is_dir():
+        generate([assignment], target)
+    return {path.name: nbformat.read(path, as_version=4) for path in notebooks(assignment, target)}
+
+
+def solutions(assignment: str) -> dict[str, nbformat.NotebookNode]:
+    return {path.name: nbformat.read(path, as_version=4) for path in notebooks(assignment, SOLUTIONS)}
+
+
+def dump(notebooks_by_name: dict[str, nbformat.NotebookNode]) -> dict[str, bytes]:
+    return {name: nbformat.writes(notebook).encode() for name, notebook in notebooks_by_name.items()}
+
+
+def first_code_index(notebook: nbformat.NotebookNode) -> int:
+    return next(index for index, cell in enumerate(notebook.cells) if cell.cell_type == "code")
+
+
+def with_cell(notebooks_by_name, source: str, where: str = "after_setup"):
+    """A copy with a plain code cell (the student's own) added after the setup cell, or at the end."""
+    result = copy.deepcopy(notebooks_by_name)
+    for notebook in result.values():
+        position = first_code_index(notebook) + 1 if where == "after_setup" else len(notebook.cells)
+        notebook.cells.insert(position, nbformat.v4.new_code_cell(source))
+    return result
+
+
+def answer_ids(notebooks_by_name) -> list[str]:
+    return [
+        nbgrader_meta(cell)["grade_id"]
+        for notebook in notebooks_by_name.values()
+        for cell in notebook.cells
+        if nbgrader_meta(cell).get("solution")
+    ]
+
+
+def with_answers(notebooks_by_name, answers: dict[str, str]):
+    result = copy.deepcopy(notebooks_by_name)
+    for notebook in result.values():
+        for cell in notebook.cells:
+            grade_id = nbgrader_meta(cell).get("grade_id")
+            if grade_id in answers:
+                cell.source = answers[grade_id]
+    return result
+
+
+def forged_answers(stubs, preamble: str):
+    """Every answer cell defines its functions (names from the stub's `def`) to return `Anything()`."""
+    answers = {}
+    for notebook in stubs.values():
+        for cell in notebook.cells:
+            meta = nbgrader_meta(cell)
+            if meta.get("solution") and cell.cell_type == "code":
+                names = re.findall(r"^def (\w+)\(", cell.source, flags=re.MULTILINE)
+                body = "".join(f"def {name}(*args, **kwargs):\n    return Anything()\n" for name in names)
+                answers[meta["grade_id"]] = attacks.ANYTHING + preamble + body
+    return with_answers(stubs, answers)
+
+
+def honest_and_forged(simulated: SimulatedClass, tmp: Path) -> None:
+    """The students every assignment gets."""
+    assignment = simulated.assignment
+    stubs, full = released(assignment, tmp), solutions(assignment)
+    simulated.add("solution", dump(full), Expect("max"))
+    simulated.add("untouched", dump(stubs), Expect("zero"))
+    simulated.add("forged-anything", dump(forged_answers(stubs, "")), Expect("zero"))
+    simulated.add(
+        "forged-patched-comparisons",
+        dump(forged_answers(stubs, attacks.PATCH_COMPARISONS)),
+        Expect("zero", status=("graded", "error")),
+    )
+    for wrong in WRONG_ANSWERS.get(assignment, []):
+        simulated.add(
+            f"wrong-{wrong.name}",
+            dump(with_answers(full, wrong.answers)),
+            Expect("partial", feedback_has=(wrong.cause,)),
+        )
+
+
+def hostile(simulated: SimulatedClass, tmp: Path, out: Path) -> None:
+    """Sandbox attacks, forged grading, edited cells and malformed files (on one assignment)."""
+    assignment = simulated.assignment
+    stubs, full = released(assignment, tmp), solutions(assignment)
+    escape = attacks.ESCAPE.replace("@REPO@", str(REPO)).replace("@OUT@", str(out))
+    simulated.add(
+        "attack-escape",
+        dump(with_cell(stubs, escape)),
+        Expect(
+            "zero",
+            feedback_has=("NOLEAK-READ", "NOWRITE", "NONET", "NOKILL-INIT"),
+            feedback_lacks=("LEAK:", "WROTE:", "NET:", "KILLED-INIT"),
+        ),
+    )
+    simulated.add(
+        "attack-fork-bomb", dump(with_cell(stubs, attacks.FORK_BOMB)), Expect("zero", status=("graded", "error"))
+    )
+    simulated.add("attack-memory-bomb", dump(with_cell(stubs, attacks.MEMORY_BOMB)), Expect("zero"))
+    simulated.add(
+        "attack-os-exit", dump(with_cell(stubs, attacks.EXIT)), Expect("zero", ("error",), message_has=("kernel died",))
+    )
+    simulated.add(
+        "attack-kill-kernel",
+        dump(with_cell(stubs, attacks.KILL_KERNEL)),
+        Expect("zero", ("error",), message_has=("kernel died",)),
+    )
+    simulated.add(
+        "attack-patched-builtins",
+        dump(forged_answers(stubs, attacks.PATCH_BUILTINS)),
+        Expect("zero", ("error",), message_has=("replaced",)),
+    )
+    simulated.add(
+        "attack-swallow-errors",
+        dump(with_cell(stubs, attacks.SWALLOW_ERRORS)),
+        Expect("zero", ("error",), message_has=("suppresses errors",)),
+    )
+    simulated.add(
+        "attack-strip-asserts",
+        dump(with_cell(forged_answers(stubs, ""), attacks.STRIP_ASSERTS)),
+        Expect("zero", ("error",)),
+    )
+    simulated.add(
+        "attack-clear-outputs", dump(with_cell(stubs, attacks.CLEAR_OUTPUTS)), Expect("zero", ("graded", "error"))
+    )
+    simulated.add("attack-edited-cells", dump(edited_cells(stubs)), Expect("zero"))
+    hidden_lines = sorted(
+        {
+            line.strip()
+            for notebook in full.values()
+            for cell in notebook.cells
+            for block in re.findall(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", cell.source, re.DOTALL)
+            for line in block.splitlines()
+            if len(line.strip()) >= 8
+        }
+    )
+    simulated.add(
+        "attack-exfiltrate-hidden",
+        dump(with_cell(full, attacks.EXFILTRATE, where="end")),
+        Expect("max", feedback_lacks=tuple(hidden_lines)),
+    )
+    # layouts and malformed files
+    (name,) = list(full) if len(full) == 1 else [next(iter(full))]
+    sol_bytes, stub_bytes = dump(full), dump(stubs)
+    zip_path = simulated.folder / "zipped-student.zip"
+    simulated.folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        for item, data in stub_bytes.items():
+            archive.writestr(f"Zipped Student/{assignment}/{item}", data)
+        archive.writestr("../../escape.txt", b"zip slip")
+    simulated.expectations["zipped-student"] = Expect("zero")
+    (simulated.folder / "nbgrader-layout" / assignment).mkdir(parents=True)
+    for item, data in stub_bytes.items():
+        (simulated.folder / "nbgrader-layout" / assignment / item).write_bytes(data)
+    simulated.expectations["nbgrader-layout"] = Expect("zero")
+    if len(full) == 1:
+        simulated.add(
+            "renamed-with-extras",
+            {f"{Path(name).stem} (1).ipynb": stub_bytes[name], "notes.txt": b"hello", "numpy.py": b"raise SystemExit"},
+            Expect("zero", message_has=("file name differs", "ignored other files")),
+        )
+    simulated.add(
+        "not-json", {name: b"this is not json {"}, Expect("zero", ("error",), message_has=("not valid JSON",))
+    )
+    simulated.add("empty-file", {name: b""}, Expect("zero", ("error",), message_has=("empty",)))
+    simulated.add("json-list", {name: b"[1, 2, 3]"}, Expect("zero", ("error",), message_has=("not a notebook",)))
+    raw = json.loads(sol_bytes[name])
+    simulated.add(
+        "nbformat-5",
+        {name: json.dumps({**raw, "nbformat": 5}).encode()},
+        Expect("zero", ("error",), message_has=("format",)),
+    )
+    broken = copy.deepcopy(raw)
+    broken["cells"][0]["cell_type"] = "spreadsheet"
+    simulated.add(
+        "invalid-notebook", {name: json.dumps(broken).encode()}, Expect("zero", ("error",), message_has=("valid",))
+    )
+    other = copy.deepcopy(raw)
+    for cell in other["cells"]:
+        if "nbgrader" in cell["metadata"]:
+            cell["metadata"]["nbgrader"]["grade_id"] = "other_" + cell["metadata"]["nbgrader"]["grade_id"]
+    simulated.add(
+        "other-assignment",
+        {name: json.dumps(other).encode()},
+        Expect("zero", ("error",), message_has=("another assignment",)),
+    )
+    huge = copy.deepcopy(raw)
+    huge["cells"][first_code_index(full[name])]["outputs"] = [
+        {"output_type": "stream", "name": "stdout", "text": "x" * (40 * 1024**2)}
+    ]
+    simulated.add(
+        "huge-output", {name: json.dumps(huge).encode()}, Expect("zero", ("error",), message_has=("larger than",))
+    )
+    (simulated.folder / "missing-notebook").mkdir()
+    (simulated.folder / "missing-notebook" / "README.txt").write_text("forgot it")
+    (simulated.folder / "missing-notebook" / "a.ipynb").symlink_to(SOLUTIONS / assignment / name)
+    simulated.expectations["missing-notebook"] = Expect("zero", ("missing",))
+
+
+def edited_cells(stubs):
+    """Deleted and edited test cells, a duplicated answer, invented grade cells, changed points."""
+    result = copy.deepcopy(stubs)
+    for notebook in result.values():
+        kept = []
+        tests_seen = 0
+        for cell in notebook.cells:
+            meta = nbgrader_meta(cell)
+            if meta.get("grade") and not meta.get("solution"):
+                tests_seen += 1
+                if tests_seen % 2:  # delete every other test cell, edit the rest to pass
+                    continue
+                cell.source = "pass"
+                meta["points"] = 100
+                meta["solution"] = True
+            if meta.get("solution") and not meta.get("grade"):
+                kept.append(copy.deepcopy(cell))  # duplicate
+            kept.append(cell)
+        bonus = nbformat.v4.new_code_cell("print('free points')")
+        bonus.metadata["nbgrader"] = {
+            "grade": True,
+            "solution": False,
+            "locked": False,
+            "points": 1000,
+            "grade_id": "bonus",
+            "schema_version": 3,
+        }
+        kept.append(bonus)
+        notebook.cells = kept
+    return result

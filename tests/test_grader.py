@@ -1,0 +1,271 @@
+"""The grader's parts without a kernel: intake layouts, malformed files, cell assembly, feedback, probes, CLI."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader import intake, probe, sandbox
+from grader.assemble import assemble, for_feedback, is_test, load_template, nbgrader_meta, scrub
+from grader.paths import GRADER, REPO, SOLUTIONS, assignments, notebooks
+from grader.release import venv_environment
+
+ASSIGNMENT = assignments()[0]
+NAME = notebooks(ASSIGNMENT)[0].name
+
+
+@pytest.fixture(scope="module")
+def template():
+    return load_template(ASSIGNMENT, NAME)
+
+
+def student_copy(template):
+    """A student notebook built from the template: answers are the stubs."""
+    notebook = copy.deepcopy(template.notebook)
+    for cell in notebook.cells:
+        meta = nbgrader_meta(cell)
+        if meta.get("solution"):
+            cell.source = template.stubs[meta["grade_id"]]
+        if cell.cell_type == "code":
+            cell.source = HIDDEN_FREE(cell.source)
+    return notebook
+
+
+def HIDDEN_FREE(source: str) -> str:  # noqa: N802 (reads like a constant transformation)
+    from grader.assemble import HIDDEN
+
+    return HIDDEN.sub("", source)
+
+
+# ---------------------------------------------------------------- intake
+
+
+def test_intake_layouts(tmp_path):
+    data = b'{"nbformat": 4}'
+    (tmp_path / "alice").mkdir()
+    (tmp_path / "alice" / NAME).write_bytes(data)
+    (tmp_path / "bob" / ASSIGNMENT).mkdir(parents=True)  # nbgrader's submitted/ layout
+    (tmp_path / "bob" / ASSIGNMENT / NAME).write_bytes(data)
+    with zipfile.ZipFile(tmp_path / "Carol Smith_123_assignsubmission_file.zip", "w") as archive:
+        archive.writestr(f"carol/{ASSIGNMENT}/{NAME}", data)
+        archive.writestr("../../../etc/evil", b"zip slip")
+    (tmp_path / "dave").mkdir()
+    (tmp_path / "dave" / f"{Path(NAME).stem} (2).ipynb").write_bytes(data)
+    (tmp_path / "dave" / "extra.py").write_bytes(b"")
+    (tmp_path / "erin").mkdir()
+    (tmp_path / "erin" / NAME).symlink_to(SOLUTIONS / ASSIGNMENT / NAME)  # never followed
+    (tmp_path / "frank.zip").write_bytes(b"not a zip")
+    found = {item.student: item for item in intake.collect(tmp_path, ASSIGNMENT, [NAME])}
+    assert sorted(found) == ["Carol_Smith_123_assignsubmission_file", "alice", "bob", "dave", "erin", "frank"]
+    for student in ("alice", "bob", "Carol_Smith_123_assignsubmission_file", "dave"):
+        assert found[student].files[NAME] == data, student
+    assert any("file name differs" in note for note in found["dave"].notes)
+    assert any("extra.py" in note for note in found["dave"].notes)
+    assert found["erin"].files[NAME] is None
+    assert "zip" in found["frank"].problem
+    assert not (tmp_path.parent / "etc").exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (b"", "empty"),
+        (b"\x89PNG\r\n", "not valid JSON"),
+        (b"[1, 2]", "not a notebook"),
+        (b'{"nbformat": 5, "nbformat_minor": 0, "cells": [], "metadata": {}}', "format version"),
+        (b'{"nbformat": 4, "nbformat_minor": 5, "cells": [{"cell_type": "bogus"}], "metadata": {}}', "not a valid"),
+        (intake.TOO_LARGE, "larger than"),
+    ],
+)
+def test_malformed_notebooks_are_named(data, words):
+    notebook, problem = intake.parse(data, NAME)
+    assert notebook is None and words in problem
+
+
+def test_valid_notebook_parses():
+    notebook, problem = intake.parse((SOLUTIONS / ASSIGNMENT / NAME).read_bytes(), NAME)
+    assert problem is None and notebook.cells
+
+
+# ---------------------------------------------------------------- assembly
+
+
+def test_template_keeps_hidden_tests_and_clears_solutions(template):
+    sources = "\n".join(cell.source for cell in template.notebook.cells)
+    assert "### BEGIN SOLUTION" not in sources
+    assert "### BEGIN HIDDEN TESTS" in sources
+    assert template.max_score > 0 and template.hidden_lines
+
+
+def test_assembly_restores_tests_and_ignores_forged_metadata(template):
+    student = student_copy(template)
+    tests = [cell for cell in student.cells if is_test(cell)]
+    # delete one test, edit another to `pass` and give it 100 points, mark a third as an answer
+    student.cells.remove(tests[0])
+    tests[1].source = "pass"
+    tests[1].metadata.nbgrader["points"] = 100
+    if len(tests) > 2:
+        tests[2].metadata.nbgrader["solution"] = True
+        tests[2].source = "pass"
+    answer = next(cell for cell in student.cells if nbgrader_meta(cell).get("solution"))
+    student.cells.append(copy.deepcopy(answer))  # duplicate
+    bonus = nbformat.v4.new_code_cell("pass")
+    bonus.metadata["nbgrader"] = {"grade": True, "solution": False, "points": 1000, "grade_id": "bonus"}
+    student.cells.append(bonus)
+    assembled = assemble(template, student)
+    trusted = {nbgrader_meta(cell)["grade_id"]: cell for cell in template.notebook.cells if is_test(cell)}
+    assert sorted(assembled.tests.values()) == sorted(trusted)
+    for index, grade_id in assembled.tests.items():
+        cell = assembled.notebook.cells[index]
+        assert cell.source == trusted[grade_id].source
+        assert nbgrader_meta(cell)["points"] == nbgrader_meta(trusted[grade_id])["points"]
+    assert "bonus" not in assembled.tests.values()
+    assert any("second copy" in note for note in assembled.notes)
+    # a restored cell sits after the cell that preceded it in the source
+    order = [nbgrader_meta(cell).get("grade_id") for cell in assembled.notebook.cells if nbgrader_meta(cell)]
+    source_order = [nbgrader_meta(cell)["grade_id"] for cell in template.notebook.cells if nbgrader_meta(cell)]
+    assert [grade_id for grade_id in order if grade_id in source_order] == source_order
+
+
+def test_student_answers_are_kept(template):
+    student = student_copy(template)
+    answer = next(cell for cell in student.cells if nbgrader_meta(cell).get("solution"))
+    answer.source = "def mine():\n    return 42\n"
+    answer.metadata.nbgrader["points"] = 99
+    assembled = assemble(template, student)
+    kept = next(cell for cell in assembled.notebook.cells if cell.source == answer.source)
+    assert nbgrader_meta(kept).get("points") == nbgrader_meta(template.by_id[nbgrader_meta(kept)["grade_id"]]).get(
+        "points"
+    )
+
+
+def test_feedback_never_shows_hidden_tests(template):
+    executed = copy.deepcopy(template.notebook)
+    hidden = template.hidden_lines[0]
+    for cell in executed.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [
+                nbformat.v4.new_output("stream", name="stdout", text=f"In: {[cell.source]!r}\n{hidden}"),
+                nbformat.v4.new_output(
+                    "error", ename="AssertionError", evalue="boom", traceback=[f"---> 3 {hidden}", "AssertionError"]
+                ),
+            ]
+    shown = for_feedback(executed, template)
+    text = json.dumps([cell.source for cell in shown.cells]) + json.dumps([cell.get("outputs") for cell in shown.cells])
+    text = json.loads(json.dumps(text))
+    for line in template.hidden_lines:
+        assert line not in text
+        assert line not in nbformat.writes(shown)
+
+
+def test_scrub_handles_repr_escapes():
+    line = "assert x == 'it\\'s', \"quoted\""
+    assert line not in scrub(repr([line]), [line]) and "[hidden test line removed]" in scrub(repr(line), [line])
+
+
+# ---------------------------------------------------------------- probes
+
+
+def test_probe_verdicts():
+    check = probe.make_probe()
+    honest = {"content": {"status": "error", "ename": "AssertionError", "evalue": check.nonce + "|"}}
+    assert check.verdict(honest, set()) is None
+    swallowed = {"content": {"status": "ok"}}
+    assert "suppresses errors" in check.verdict(swallowed, set())
+    altered = {"content": {"status": "error", "ename": "AssertionError", "evalue": "other|"}}
+    assert "altered" in check.verdict(altered, set())
+    patched = {"content": {"status": "error", "ename": "AssertionError", "evalue": check.nonce + "|numpy.array_equal"}}
+    assert "numpy.array_equal" in check.verdict(patched, set())
+    assert check.verdict(patched, {"numpy.array_equal"}) is None  # present before any notebook code ran
+
+
+def test_probe_runs_clean_in_a_plain_interpreter_and_catches_patches():
+    """The probe source itself: silent on a pristine interpreter, names replaced functions."""
+    check = probe.make_probe()
+    script = "import numpy\n" + check.source
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert f"AssertionError: {check.nonce}|" in completed.stderr
+    assert completed.stderr.strip().endswith(check.nonce + "|")
+    patched = "import numpy\nnumpy.array_equal = lambda *a: True\n" + check.source
+    completed = subprocess.run([sys.executable, "-c", patched], capture_output=True, text=True, check=False)
+    assert "numpy.array_equal" in completed.stderr
+
+
+# ---------------------------------------------------------------- sandbox and CLI
+
+
+def grader_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "grader", *args],
+        cwd=REPO,
+        env=env or venv_environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+
+
+def test_cli_usage_errors(tmp_path):
+    completed = grader_cli("grade", "no_such_assignment", str(tmp_path), "--out", str(tmp_path / "out"))
+    assert completed.returncode == 1 and "unknown assignment" in completed.stderr
+    completed = grader_cli("grade", ASSIGNMENT, str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"))
+    assert completed.returncode == 1 and "does not exist" in completed.stderr
+    assert grader_cli("validate", str(tmp_path / "missing.ipynb")).returncode == 2
+
+
+def test_refuses_without_sandbox_unless_told(tmp_path):
+    """No bwrap on PATH: grading untrusted code is refused, with the reason and the flag to override."""
+    (tmp_path / "subs" / "alice").mkdir(parents=True)
+    (tmp_path / "subs" / "alice" / NAME).write_bytes(b"not json")
+    env = {**venv_environment(), "PATH": str(Path(sys.executable).parent)}
+    completed = grader_cli("grade", ASSIGNMENT, str(tmp_path / "subs"), "--out", str(tmp_path / "out"), env=env)
+    assert completed.returncode == 1
+    assert "bubblewrap" in completed.stderr and "--no-sandbox-i-trust-this-code" in completed.stderr
+    completed = grader_cli(
+        "grade", ASSIGNMENT, str(tmp_path / "subs"), "--out", str(tmp_path / "out"),
+        "--no-sandbox-i-trust-this-code", env=env,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    rows = (tmp_path / "out" / "grades.csv").read_text().splitlines()
+    assert rows[0] == "student_id,assignment,score,max_score,status,message"
+    assert rows[1].startswith(f"alice,{ASSIGNMENT},0,") and ",error," in rows[1] and "JSON" in rows[1]
+
+
+@pytest.mark.skipif(not sandbox.availability()[0], reason="no sandbox")
+def test_sandbox_confines_a_process(tmp_path):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    os.chmod(scratch, 0o755)
+    sandbox.prepare_writable(scratch, 60123)
+    code = f"""
+import os, socket
+for path in ({str(SOLUTIONS)!r}, {str(GRADER)!r}, {str(REPO / "README.md")!r}, "/root"):
+    print(path, os.path.exists(path))
+try:
+    socket.create_connection(("1.1.1.1", 53), timeout=2)
+    print("network yes")
+except OSError:
+    print("network no")
+open("written", "w").write("ok")
+try:
+    open({str(REPO / "src" / "x.txt")!r}, "w")
+    print("src writable")
+except OSError:
+    print("src read-only")
+"""
+    command = sandbox.command([sys.executable, "-c", code], scratch, env={"PATH": "/usr/bin"}, uid=60123)
+    completed = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert f"{SOLUTIONS} False" in lines and f"{GRADER} False" in lines and f"{REPO / 'README.md'} False" in lines
+    assert "network no" in lines and "src read-only" in lines
+    assert (scratch / "written").read_text() == "ok"

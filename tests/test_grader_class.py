@@ -1,0 +1,125 @@
+"""The grader on a simulated class: honest, wrong and hostile students graded together, in parallel.
+
+Every assignment under solutions/ gets: the solution (full marks), the untouched student copy (zero),
+forged answers (objects equal to anything; patched comparison functions: zero), and the wrong answers
+registered for it (less than full marks, the feedback names the cause). The first assignment also gets
+every sandbox attack and malformed input. After each run: no sandbox process is left, no course file changed.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import html
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from grader import grade, sandbox
+from grader.paths import REPO, assignments
+from tests.grader_fixtures import attacks
+from tests.grader_fixtures.simulated_class import SimulatedClass, honest_and_forged, hostile, released, with_cell
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not sandbox.availability()[0], reason="no sandbox: " + sandbox.availability()[1]),
+]
+ASSIGNMENTS = assignments()
+CELL_TIMEOUT, STUDENT_TIMEOUT = 300, 900
+
+
+def fingerprint(root: Path) -> dict[str, str]:
+    """Hashes of every file the course holds (solutions, course, grader, src): nothing may change them."""
+    found = {}
+    for folder in ("solutions", "course", "grader", "src"):
+        for path in sorted((root / folder).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and "work" not in path.parts:
+                found[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def sandbox_processes(uid_base: int) -> list[str]:
+    listing = subprocess.run(["ps", "-eo", "uid=,pid=,args="], capture_output=True, text=True, check=True).stdout
+    return [line for line in listing.splitlines() if uid_base <= int(line.split()[0]) < uid_base + 64]
+
+
+def feedback_text(out: Path, student: str) -> str:
+    return "".join(html.unescape(path.read_text()) for path in sorted((out / "feedback" / student).glob("*.html")))
+
+
+def check_rows(simulated: SimulatedClass, rows: list[dict], out: Path) -> None:
+    by_student = {row["student_id"]: row for row in rows}
+    assert sorted(by_student) == sorted(simulated.expectations), "one row per student"
+    maximum = max(row["max_score"] for row in rows)
+    assert maximum > 0
+    failures = []
+    for student, expect in simulated.expectations.items():
+        row = by_student[student]
+        problems = []
+        if row["max_score"] != maximum:
+            problems.append(f"max_score {row['max_score']} != {maximum}")
+        if expect.score == "max" and row["score"] != maximum:
+            problems.append(f"score {row['score']} != max")
+        if expect.score == "zero" and row["score"] != 0:
+            problems.append(f"UNEARNED score {row['score']}")
+        if expect.score == "partial" and not 0 <= row["score"] < maximum:
+            problems.append(f"score {row['score']} should be below {maximum}")
+        if row["status"] not in expect.status:
+            problems.append(f"status {row['status']} not in {expect.status}")
+        problems += [f"message lacks {text!r}" for text in expect.message_has if text not in row["message"]]
+        if expect.feedback_has or expect.feedback_lacks:
+            page = feedback_text(out, student)
+            problems += [f"feedback lacks {item!r}" for item in expect.feedback_has if item not in page]
+            problems += [f"feedback shows {item[:60]!r}" for item in expect.feedback_lacks if item in page]
+        if problems:
+            failures.append(f"{student}: {'; '.join(problems)} (row: {row['status']}, {row['message'][:300]})")
+    assert not failures, "\n".join(failures)
+
+
+def run_class(simulated: SimulatedClass, out: Path, **settings) -> list[dict]:
+    before = fingerprint(REPO)
+    uid_base = grade._uid_base()
+    rows = grade.grade_class(
+        simulated.assignment,
+        simulated.folder,
+        out,
+        jobs=2,
+        cell_timeout=settings.get("cell_timeout", CELL_TIMEOUT),
+        student_timeout=settings.get("student_timeout", STUDENT_TIMEOUT),
+    )
+    assert sandbox_processes(uid_base) == [], "sandbox processes outlived grading"
+    assert fingerprint(REPO) == before, "grading changed files of the course"
+    with open(out / "grades.csv") as handle:
+        table = list(csv.DictReader(handle))
+    assert list(table[0]) == grade.COLUMNS
+    assert len(table) == len(simulated.expectations)
+    for path in (out / "feedback").rglob("*.html"):  # no hidden test source in any feedback
+        text = html.unescape(path.read_text())
+        assert "BEGIN HIDDEN TESTS" not in text, path
+    return rows
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_simulated_class(assignment, tmp_path):
+    simulated = SimulatedClass(assignment, tmp_path / "submissions")
+    honest_and_forged(simulated, tmp_path)
+    if assignment == ASSIGNMENTS[0]:
+        hostile(simulated, tmp_path, tmp_path / "out")
+    rows = run_class(simulated, tmp_path / "out")
+    check_rows(simulated, rows, tmp_path / "out")
+
+
+def test_endless_loop_is_stopped(tmp_path):
+    assignment = ASSIGNMENTS[0]
+    simulated = SimulatedClass(assignment, tmp_path / "submissions")
+    from tests.grader_fixtures.simulated_class import Expect, dump
+
+    simulated.add(
+        "endless", dump(with_cell(released(assignment, tmp_path), attacks.INFINITE_LOOP)), Expect("zero", ("error",))
+    )
+    rows = run_class(simulated, tmp_path / "out", cell_timeout=20, student_timeout=120)
+    (row,) = rows
+    assert row["score"] == 0 and row["status"] == "error"
+    assert re.search(r"longer than \d+ s", row["message"]), row["message"]
