@@ -168,9 +168,9 @@ class Probe:
         content = reply.get("content", {})
         evalue = str(content.get("evalue", ""))
         if content.get("status") != "error" or content.get("ename") != "AssertionError":
-            return "the notebook suppresses errors (an integrity check that must fail reported success)", set()
+            return "the notebook tampered with the grading: it suppresses errors (a check that must fail passed)", set()
         if not evalue.startswith(self.nonce + "|"):
-            return "the notebook changes the code the grader runs (an integrity check came back altered)", set()
+            return "the notebook tampered with the grading: it altered the code the grader runs", set()
         return None, {name for name in evalue[len(self.nonce) + 1 :].split(";") if name}
 
     def verdict(self, reply: dict | None, baseline: set[str]) -> str | None:
@@ -181,7 +181,7 @@ class Probe:
             return problem
         new = sorted(replaced - baseline)
         if new:
-            return "the notebook replaced functions the tests rely on: " + ", ".join(new)[:300]
+            return "the notebook tampered with the grading: it replaced or hooked " + ", ".join(new)[:300]
         return None
 
 

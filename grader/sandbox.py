@@ -129,9 +129,11 @@ def command(
 
 def prepare_writable(folder: Path, uid: int) -> None:
     """Give the sandbox's user the scratch folder (and only it)."""
-    if drops_privileges():
-        for path in [folder, *folder.rglob("*")]:
-            os.lchown(path, uid, uid)
+    if drops_privileges():  # os.walk and lchown never follow a link the student may have planted
+        for top, dirs, files in os.walk(folder, followlinks=False):
+            os.lchown(top, uid, uid)
+            for name in dirs + files:
+                os.lchown(os.path.join(top, name), uid, uid)
 
 
 @functools.lru_cache(maxsize=1)

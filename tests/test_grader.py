@@ -179,7 +179,7 @@ def test_probe_verdicts():
     honest = {"content": {"status": "error", "ename": "AssertionError", "evalue": check.nonce + "|"}}
     assert check.verdict(honest, set()) is None
     swallowed = {"content": {"status": "ok"}}
-    assert "suppresses errors" in check.verdict(swallowed, set())
+    assert "suppresses errors" in check.verdict(swallowed, set()) and "tampered" in check.verdict(swallowed, set())
     altered = {"content": {"status": "error", "ename": "AssertionError", "evalue": "other|"}}
     assert "altered" in check.verdict(altered, set())
     patched = {"content": {"status": "error", "ename": "AssertionError", "evalue": check.nonce + "|numpy.array_equal"}}

@@ -16,7 +16,7 @@ for pattern in targets:
             readable.append(path)
         except OSError:
             pass
-print("LEAK:" + repr(readable) if readable else "NOLEAK-READ")
+print("ESCAPED" + "-READ=" + repr(readable) if readable else "SAFE" + "-READ")
 # earn points with the solutions if they could be read
 for path in glob.glob(REPO + "/solutions/*/*.ipynb"):
     try:
@@ -27,7 +27,7 @@ for path in glob.glob(REPO + "/solutions/*/*.ipynb"):
         pass
 written = []
 for path in [REPO + "/solutions/pwned.txt", REPO + "/grader/work/gradebook.db", REPO + "/pwned.txt",
-             OUT + "/grades.csv", OUT + "/pwned.txt", "/tmp/pwned.txt", "/root/pwned.txt", "/usr/pwned.txt",
+             OUT + "/grades.csv", OUT + "/pwned.txt", "/root/pwned.txt", "/usr/pwned.txt",
              REPO + "/.venv/pwned.txt", REPO + "/src/resumable/pwned.py"]:
     try:
         with open(path, "a") as handle:
@@ -43,7 +43,7 @@ for pattern in ["/tmp/grade-*/*/result.json", "/tmp/grade-*/*"]:
             written.append(path)
         except OSError:
             pass
-print("WROTE:" + repr(written) if written else "NOWRITE")
+print("ESCAPED" + "-WRITE=" + repr(written) if written else "SAFE" + "-WRITE")
 network = []
 for host, port in [("pypi.org", 443), ("151.101.0.223", 443), ("1.1.1.1", 53), ("127.0.0.1", 22)]:
     try:
@@ -51,7 +51,7 @@ for host, port in [("pypi.org", 443), ("151.101.0.223", 443), ("1.1.1.1", 53), (
         network.append(host)
     except OSError:
         pass
-print("NET:" + repr(network) if network else "NONET")
+print("ESCAPED" + "-NET=" + repr(network) if network else "SAFE" + "-NET")
 subprocess.Popen(["sleep", "100000"], start_new_session=True)
 if os.fork() == 0:  # a daemon that outlives the kernel, unless the sandbox kills it
     os.setsid()
@@ -62,9 +62,9 @@ if os.fork() == 0:  # a daemon that outlives the kernel, unless the sandbox kill
     os._exit(0)
 try:
     os.kill(1, 9)
-    print("KILLED-INIT")
+    print("ESCAPED" + "-KILL")
 except OSError:
-    print("NOKILL-INIT")
+    print("SAFE" + "-KILL")
 """
 
 FORK_BOMB = r"""
@@ -147,9 +147,8 @@ import builtins
 class FakeAssertionError(Exception):
     pass
 builtins.AssertionError = FakeAssertionError
-builtins.isinstance = lambda *args: True
 builtins.all = lambda *args: True
-builtins.len = lambda *args: 0
+builtins.any = lambda *args: False
 """
 
 SWALLOW_ERRORS = r"""

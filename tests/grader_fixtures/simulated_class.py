@@ -167,8 +167,8 @@ def hostile(simulated: SimulatedClass, tmp: Path, out: Path) -> None:
         dump(with_cell(stubs, escape)),
         Expect(
             "zero",
-            feedback_has=("NOLEAK-READ", "NOWRITE", "NONET", "NOKILL-INIT"),
-            feedback_lacks=("LEAK:", "WROTE:", "NET:", "KILLED-INIT"),
+            feedback_has=("SAFE-READ", "SAFE-WRITE", "SAFE-NET", "SAFE-KILL"),
+            feedback_lacks=("ESCAPED-",),
         ),
     )
     simulated.add(
@@ -186,17 +186,17 @@ def hostile(simulated: SimulatedClass, tmp: Path, out: Path) -> None:
     simulated.add(
         "attack-patched-builtins",
         dump(forged_answers(stubs, attacks.PATCH_BUILTINS)),
-        Expect("zero", ("error",), message_has=("replaced",)),
+        Expect("zero", ("error",), message_has=("tampered",)),
     )
     simulated.add(
         "attack-swallow-errors",
         dump(with_cell(stubs, attacks.SWALLOW_ERRORS)),
-        Expect("zero", ("error",), message_has=("suppresses errors",)),
+        Expect("zero", ("error",), message_has=("tampered",)),
     )
     simulated.add(
         "attack-strip-asserts",
         dump(with_cell(forged_answers(stubs, ""), attacks.STRIP_ASSERTS)),
-        Expect("zero", ("error",)),
+        Expect("zero", ("error",), message_has=("tampered",)),
     )
     simulated.add(
         "attack-clear-outputs", dump(with_cell(stubs, attacks.CLEAR_OUTPUTS)), Expect("zero", ("graded", "error"))
