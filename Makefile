@@ -17,7 +17,7 @@ export JUPYTER_PREFER_ENV_PATH := 1
 # JAX on CPU only, without probing for accelerators the course does not use.
 export JAX_PLATFORMS := cpu
 
-.PHONY: env lab test lint test-fast course lock clean
+.PHONY: env lab test lint test-fast test-browser course lock clean
 
 env: $(STAMP)
 
@@ -39,6 +39,11 @@ test: lint
 
 test-fast: env
 	$(BIN)/python -m pytest -m "not slow and not browser"
+
+# Only the end-to-end test (also part of `make test`): JupyterLab in headless Chromium, screenshots in
+# artifacts/browser/. Installs Debian's chromium when run as root; otherwise skips, saying why.
+test-browser: env
+	$(BIN)/python -m pytest -m browser -rs tests/test_browser.py
 
 # Regenerate the student notebooks in course/ from solutions/ (atomic: a failure leaves course/ as it was).
 course: env

@@ -49,9 +49,12 @@ def ensure_chromium() -> tuple[Path | None, str]:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     log = []
     # Another process may hold the dpkg lock for a while (e.g. a parallel apt-get on the same machine).
+    # Recommends (udev, upower, mesa, printer tools) are not needed headless; Liberation fonts keep the
+    # screenshots' text metric-compatible with Arial/Helvetica.
+    apt = ["apt-get", "-o", "DPkg::Lock::Timeout=300"]
     for command in (
-        ["apt-get", "-o", "DPkg::Lock::Timeout=300", "update", "-qq"],
-        ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+        [*apt, "update", "-qq"],
+        [*apt, "install", "-y", "-qq", "--no-install-recommends", "chromium", "fonts-liberation"],
     ):
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=900)
         log.append(f"$ {' '.join(command)} -> exit {done.returncode}\n{done.stdout[-1500:]}{done.stderr[-1500:]}")
