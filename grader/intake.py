@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,8 +168,10 @@ def parse(data: bytes, name: str) -> tuple[nbformat.NotebookNode | None, str | N
     if major not in (3, 4):
         return None, f"{name} has an unsupported notebook format version ({major!r}; expected 4)"
     try:
-        notebook = nbformat.reads(json.dumps(raw), as_version=4)
-        nbformat.validate(notebook)
+        with warnings.catch_warnings():  # duplicate cell ids (a student copied a cell) are fixed silently
+            warnings.simplefilter("ignore")
+            notebook = nbformat.reads(json.dumps(raw), as_version=4)
+            nbformat.validate(notebook)
     except Exception as error:  # nbformat raises several kinds
         first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
         return None, f"{name} is not a valid notebook ({first})"

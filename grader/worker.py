@@ -127,13 +127,13 @@ def grade(spec: dict) -> dict:
             problems.append(problem)
             continue
         assembled = assemble(template, notebook)
-        notes += assembled.notes
         if template.answer_ids and assembled.answers_found == 0:
             problems.append(
                 f"{name} has none of {assignment}'s answer cells (a notebook of another assignment, or cells "
                 "whose metadata was removed?); it was not run"
             )
             continue
+        notes += assembled.notes
         execution = _run(assembled, folder, workdir, number, spec)
         tests = score_tests(template, assembled, execution)
         row["tests"] += tests

@@ -53,12 +53,40 @@ CHANGED_PATHS_RAW_KEYS = """def changed_paths(before, after):
                   if not np.array_equal(leaf, flat_after[path]))
 """
 
+RESTORE_WITHOUT_UPDATE = """def restore_into(module, pure):
+    state = nnx.state(module)
+    nnx.replace_by_pure_dict(state, pure)
+"""
+STALE_LEAVES_REVERSED = """def stale_leaves(module, saved, fresh):
+    return sorted(set(state_diff(module, fresh).paths) - set(state_diff(module, saved).paths))
+"""
+TEMPLATE_WITHOUT_SHARDING = """def sharded_template(state, mesh, spec_fn):
+    return jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype), state)
+"""
+RESTORE_WITH_PLAIN_TEMPLATE = """def restore_onto(path, template_state, mesh, spec_fn):
+    return ocp.StandardCheckpointer().restore(path, template_state)
+"""
+
 WRONG_ANSWERS: dict[str, list[WrongAnswer]] = {
     "01_snapshot": [
         WrongAnswer(
             "state-not-pure-dict", {"snapshot_solution": SNAPSHOT_STATE_NOT_PURE}, "Was nnx.to_pure_dict called?"
         ),
         WrongAnswer("keys-compared-raw", {"changed_paths_solution": CHANGED_PATHS_RAW_KEYS}, "Keys?"),
+    ],
+    "03_update": [
+        WrongAnswer("no-nnx-update", {"restore_into_solution": RESTORE_WITHOUT_UPDATE}, "was nnx.update called?"),
+        WrongAnswer("stale-reversed", {"stale_leaves_solution": STALE_LEAVES_REVERSED}, "every trained leaf is stale"),
+    ],
+    "07_sharding": [
+        WrongAnswer(
+            "template-unsharded", {"sharded_template_solution": TEMPLATE_WITHOUT_SHARDING}, "use NamedSharding"
+        ),
+        WrongAnswer(
+            "restored-with-plain-template",
+            {"restore_onto_solution": RESTORE_WITH_PLAIN_TEMPLATE},
+            "did you restore with the sharded template",
+        ),
     ],
 }
 
