@@ -254,17 +254,25 @@ def stop(process: subprocess.Popen, shutdown_url: str) -> None:
 
 
 @contextmanager
-def chromium_page(executable: Path, profile: Path) -> Iterator:
-    """A Playwright page in Debian's Chromium with a fresh, empty profile folder."""
+def chromium_page(executable: Path, home: Path) -> Iterator:
+    """A Playwright page in Debian's Chromium with a fresh, empty profile; its HOME (crash reports, dconf) in `home`."""
     from playwright.sync_api import sync_playwright
 
+    profile = home / "profile"
     profile.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_CACHE_HOME": str(home / "cache"),
+    }
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(profile),
             executable_path=str(executable),
             headless=True,
             args=CHROMIUM_FLAGS,
+            env=env,
             viewport={"width": 1400, "height": 1000},
             timeout=60_000,
         )

@@ -106,7 +106,7 @@ def lab(chromium, course_copy, workdir, artifacts):
 @pytest.fixture(scope="module")
 def page(chromium, lab, workdir):
     start = time.monotonic()
-    with chromium_page(chromium, workdir / "chromium-profile") as browser_page:
+    with chromium_page(chromium, workdir / "chromium-home") as browser_page:
         TIMINGS.append(f"{time.monotonic() - start:7.1f} s  start Chromium")
         yield browser_page
 
@@ -157,6 +157,18 @@ def shutdown_kernels(lab) -> None:
     for kernel in kernels:
         request = urllib.request.Request(f"{lab.url}/api/kernels/{kernel['id']}?token={lab.token}", method="DELETE")
         urllib.request.urlopen(request, timeout=30).close()
+
+
+@pytest.fixture(autouse=True)
+def screenshot_on_failure(request, artifacts):
+    """Save the page as it was when a test failed: artifacts/browser/FAILED_<test>.png."""
+    failures = request.session.testsfailed
+    yield
+    if request.session.testsfailed > failures and "page" in request.fixturenames:
+        try:
+            request.getfixturevalue("page").screenshot(path=str(artifacts / f"FAILED_{request.node.name}.png"))
+        except Exception as error:  # the screenshot must not hide the test's own failure
+            print(f"no failure screenshot: {error}")
 
 
 def shot(page, artifacts: Path, name: str, element=None) -> None:
