@@ -17,7 +17,7 @@ export JUPYTER_PREFER_ENV_PATH := 1
 # JAX on CPU only, without probing for accelerators the course does not use.
 export JAX_PLATFORMS := cpu
 
-.PHONY: env lab test lint test-fast test-browser course lock clean
+.PHONY: env lab test lint test-fast test-browser bench course lock clean
 
 env: $(STAMP)
 
@@ -32,7 +32,7 @@ lab: env
 	$(BIN)/jupyter lab $(LAB_FLAGS)
 
 lint: env
-	$(BIN)/ruff check src tests grader solutions course
+	$(BIN)/ruff check src tests grader benchmarks solutions course
 
 test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax --nbval-cell-timeout=300 tests solutions
@@ -44,6 +44,10 @@ test-fast: env
 # artifacts/browser/. Installs Debian's chromium when run as root; otherwise skips, saying why.
 test-browser: env
 	$(BIN)/python -m pytest -m browser -rs tests/test_browser.py
+
+# Measure the waits of students and instructors; print the table and write it into README.md.
+bench: env
+	$(BIN)/python -m benchmarks.bench --readme
 
 # Regenerate the student notebooks in course/ from solutions/ (atomic: a failure leaves course/ as it was).
 course: env

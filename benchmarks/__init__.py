@@ -1,0 +1,1 @@
+"""`make bench`: the waits of students and instructors, measured on this machine."""

@@ -1,0 +1,129 @@
+"""`make bench`: measure what students and instructors wait for, print one table, write it as Markdown.
+
+Usage: python -m benchmarks.bench [--runs N] [--class-size N] [--grading-assignment ID] [--readme]
+Reports medians over --runs runs (grading a class is measured once per configuration: each run is itself
+--class-size notebook executions). With --readme the table replaces the one in README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.checkpoints import time_checkpoints
+from benchmarks.grading import time_grading, time_whole_course_student
+from benchmarks.notebooks import execute
+from benchmarks.widget import time_redraws
+from grader.paths import REPO, SOLUTIONS, assignments, notebooks
+
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+@dataclass
+class Row:
+    what: str
+    figure: str
+    target: str = ""
+    verdict: str = ""
+
+
+def check(value: float, limit: float) -> str:
+    return "meets" if value <= limit else "MISSES"
+
+
+def measure(runs: int, class_size: int, grading_assignment: str) -> list[Row]:
+    rows: list[Row] = []
+    total_seconds, worst_peak = 0.0, 0.0
+    for assignment in assignments():
+        for path in notebooks(assignment, SOLUTIONS):
+            results = [execute(path) for _ in range(runs)]
+            if any(result.errors for result in results):
+                raise RuntimeError(f"{path.name} raised errors while executing")
+            seconds = statistics.median(result.seconds for result in results)
+            peak = statistics.median(result.peak_rss_mb for result in results)
+            total_seconds += seconds
+            worst_peak = max(worst_peak, peak)
+            limit = 60 if assignment == "06_production" else 20
+            rows.append(
+                Row(
+                    f"notebook {path.stem}",
+                    f"{seconds:.1f} s, {peak:.0f} MB",
+                    f"< {limit} s, < 450 MB",
+                    "meets" if seconds < limit and peak < 450 else "MISSES",
+                )
+            )
+        print(f"  measured {assignment}", file=sys.stderr)
+    rows.append(
+        Row(
+            "whole course, executed",
+            f"{total_seconds:.1f} s, worst peak {worst_peak:.0f} MB",
+            "< 120 s, every notebook < 450 MB",
+            "meets" if total_seconds < 120 and worst_peak < 450 else "MISSES",
+        )
+    )
+
+    redraws = time_redraws(changes=max(10, runs * 4))
+    median_redraw = statistics.median(redraws)
+    rows.append(
+        Row(
+            f"05 widget redraw after a crash-step change (median of {len(redraws)})",
+            f"{median_redraw * 1000:.0f} ms",
+            "< 500 ms",
+            check(median_redraw, 0.5),
+        )
+    )
+
+    for name, values in time_checkpoints(max(runs, 5)).items():
+        rows.append(Row(f"triple checkpoint: {name}", f"{statistics.median(values) * 1000:.1f} ms"))
+    print("  measured checkpoints", file=sys.stderr)
+
+    course_seconds = time_whole_course_student()
+    rows.append(Row("grading one student's whole course (--jobs 2)", f"{course_seconds:.1f} s"))
+    grading = time_grading(grading_assignment, class_size)
+    plain = grading["plain nbgrader autograde"]
+    for name, seconds in grading.items():
+        rows.append(Row(f"grading {class_size} students, {grading_assignment}: {name}", f"{seconds:.1f} s"))
+    ratio = grading["ours, --jobs 2"] / plain
+    rows.append(Row("grading ratio ours (--jobs 2) / plain nbgrader", f"{ratio:.2f}", "<= 0.7", check(ratio, 0.7)))
+    return rows
+
+
+def markdown(rows: list[Row]) -> str:
+    header = (
+        f"Measured {datetime.date.today().isoformat()} on {os.cpu_count()} cores, {platform.machine()}, "
+        f"Python {platform.python_version()} (`make bench`; medians).\n\n"
+        "| what | figure | target | |\n|---|---|---|---|\n"
+    )
+    return header + "\n".join(f"| {row.what} | {row.figure} | {row.target} | {row.verdict} |" for row in rows) + "\n"
+
+
+def update_readme(table: str) -> None:
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    start, end = text.index(README_START) + len(README_START), text.index(README_END)
+    readme.write_text(text[:start] + "\n" + table + text[end:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--class-size", type=int, default=20)
+    parser.add_argument("--grading-assignment", default="03_update")
+    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    args = parser.parse_args(argv)
+    table = markdown(measure(args.runs, args.class_size, args.grading_assignment))
+    print(table)
+    (Path(__file__).parent / "RESULTS.md").write_text(table)
+    if args.readme:
+        update_readme(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
