@@ -13,7 +13,10 @@ from resumable import make_triple, train
 
 
 def snapshot(triple: tuple) -> dict:
-    return {name: nnx.to_pure_dict(nnx.state(obj)) for name, obj in zip(("pipeline", "model", "optimizer"), triple)}
+    return {
+        name: nnx.to_pure_dict(nnx.state(obj))
+        for name, obj in zip(("pipeline", "model", "optimizer"), triple, strict=True)
+    }
 
 
 def time_checkpoints(repeats: int) -> dict[str, list[float]]:
