@@ -68,7 +68,8 @@ def skip_or_fail(reason: str) -> None:
 
 @pytest.fixture(scope="module")
 def chromium() -> Path:
-    path, reason = ensure_chromium()
+    with timed("find Chromium (apt-get install when missing)"):
+        path, reason = ensure_chromium()
     if path is None:
         skip_or_fail(reason)
     return path
