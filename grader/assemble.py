@@ -16,12 +16,12 @@ Scores only ever come from the instructor's graded cells, each counted once.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-from nbgrader.preprocessors import ClearSolutions
 
 from grader.paths import COURSE, SOLUTIONS
 
@@ -67,6 +67,20 @@ class Template:
     def answer_ids(self) -> list[str]:
         return [nbgrader_meta(cell)["grade_id"] for cell in self.notebook.cells if is_answer(cell)]
 
+    def to_json(self) -> dict:
+        return {
+            "assignment": self.assignment,
+            "name": self.name,
+            "notebook": nbformat.writes(self.notebook),
+            "stubs": self.stubs,
+            "hidden_lines": self.hidden_lines,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Template:
+        notebook = nbformat.reads(data["notebook"], as_version=4)
+        return cls(data["assignment"], data["name"], notebook, data["stubs"], data["hidden_lines"])
+
     @property
     def max_score(self) -> float:
         return sum(
@@ -77,6 +91,8 @@ class Template:
 
 
 def load_template(assignment: str, name: str, solutions: Path = SOLUTIONS, course: Path = COURSE) -> Template:
+    from nbgrader.preprocessors import ClearSolutions  # importing nbgrader takes seconds: only here
+
     source = nbformat.read(solutions / assignment / name, as_version=4)
     hidden_lines = sorted(
         {
@@ -167,6 +183,14 @@ def assemble(template: Template, student: nbformat.NotebookNode) -> Assembled:
     notebook.cells = [cell for _, cell in placed]
     tests = {index: grade_id for index, (grade_id, cell) in enumerate(placed) if grade_id and is_test(cell)}
     return Assembled(notebook, tests, answers_found, notes)
+
+
+def save_templates(templates: dict[str, Template], path: Path) -> None:
+    path.write_text(json.dumps({name: template.to_json() for name, template in templates.items()}))
+
+
+def read_templates(path: Path) -> dict[str, Template]:
+    return {name: Template.from_json(data) for name, data in json.loads(path.read_text()).items()}
 
 
 def scrub(text: str, hidden_lines: list[str]) -> str:

@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from grader import intake, sandbox
+from grader.assemble import load_template, save_templates
 from grader.paths import COURSE, SOLUTIONS, assignments, notebooks
 
 COLUMNS = ["student_id", "assignment", "score", "max_score", "status", "message"]
@@ -83,6 +84,8 @@ def grade_class(
     with tempfile.TemporaryDirectory(prefix="grade-") as run_name:
         run_dir = Path(run_name)
         os.chmod(run_dir, 0o700)
+        templates = {name: load_template(assignment, name, solutions, course) for name in wanted}
+        save_templates(templates, run_dir / "templates.json")
 
         def one(index: int, submission: intake.Submission) -> dict:
             uid = uids.get()
@@ -98,8 +101,8 @@ def grade_class(
                     student_timeout=student_timeout,
                     memory_mb=memory_mb,
                     use_sandbox=use_sandbox,
-                    solutions=solutions,
                     course=course,
+                    templates=run_dir / "templates.json",
                 )
             finally:
                 uids.put(uid)

@@ -11,10 +11,14 @@ import shutil
 import sys
 from pathlib import Path
 
-from grader import intake, sandbox
-from grader.assemble import Template, assemble, for_feedback, is_manual, load_template, nbgrader_meta, scrub
-from grader.execute import Execution, execute
-from grader.feedback import render
+# jsonschema (via nbformat) imports rfc3987_syntax, which builds a grammar for seconds at import; nbformat's
+# schema never uses the formats it checks. One worker starts per student: skip it.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+from grader import intake, sandbox  # noqa: E402
+from grader.assemble import Template, assemble, for_feedback, is_manual, nbgrader_meta, read_templates, scrub  # noqa: E402
+from grader.execute import Execution, execute  # noqa: E402
+from grader.feedback import render  # noqa: E402
 
 PASSTHROUGH = ("JAX_PLATFORMS", "XLA_FLAGS", "RESUMABLE_QUIET", "JAX_ENABLE_X64", "TF_CPP_MIN_LOG_LEVEL")
 
@@ -95,8 +99,7 @@ def grade(spec: dict) -> dict:
     student, assignment = spec["student"], spec["assignment"]
     folder = Path(spec["folder"])
     out = Path(spec["out"])
-    solutions, course = Path(spec["solutions"]), Path(spec["course"])
-    templates = {name: load_template(assignment, name, solutions, course) for name in spec["files"]}
+    templates = read_templates(Path(spec["templates"]))
     row = {
         "student_id": student,
         "assignment": assignment,
