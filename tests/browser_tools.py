@@ -273,7 +273,7 @@ def chromium_page(executable: Path, home: Path) -> Iterator:
             headless=True,
             args=CHROMIUM_FLAGS,
             env=env,
-            viewport={"width": 1400, "height": 1000},
+            viewport={"width": 1400, "height": 1200},
             timeout=60_000,
         )
         try:

@@ -172,9 +172,12 @@ def screenshot_on_failure(request, artifacts):
             print(f"no failure screenshot: {error}")
 
 
-def shot(page, artifacts: Path, name: str, element=None) -> None:
-    if element is not None:
-        element.scroll_into_view_if_needed()
+def shot(page, artifacts: Path, name: str, cell=None) -> None:
+    """Screenshot the page; with a cell, scrolled so that its outputs (widget, plot, printed lines) are in view."""
+    if cell is not None:
+        output = cell.locator(".jp-Cell-outputWrapper").first
+        (output if output.count() else cell).evaluate("element => element.scrollIntoView({block: 'start'})")
+        time.sleep(0.3)
     page.screenshot(path=str(artifacts / f"{name}.png"))
 
 
