@@ -51,15 +51,16 @@ def ensure_chromium() -> tuple[Path | None, str]:
     # Another process may hold the dpkg lock for a while (e.g. a parallel apt-get on the same machine).
     # Recommends (udev, upower, mesa, printer tools) are not needed headless; Liberation fonts keep the
     # screenshots' text metric-compatible with Arial/Helvetica.
+    # The package lists may be fresh already (CI updates them for bubblewrap): update only when install fails.
     apt = ["apt-get", "-o", "DPkg::Lock::Timeout=300"]
-    for command in (
-        [*apt, "update", "-qq"],
-        [*apt, "install", "-y", "-qq", "--no-install-recommends", "chromium", "fonts-liberation"],
-    ):
+    install = [*apt, "install", "-y", "-qq", "--no-install-recommends", "chromium", "fonts-liberation"]
+    for command in (install, [*apt, "update", "-qq"], install):
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=900)
         log.append(f"$ {' '.join(command)} -> exit {done.returncode}\n{done.stdout[-1500:]}{done.stderr[-1500:]}")
-        if done.returncode != 0:
+        if done.returncode == 0 and command is install:
             break
+        if done.returncode != 0 and command is not install:
+            break  # apt-get update failed: no point trying again
     if os.access(CHROMIUM, os.X_OK):
         return CHROMIUM, ""
     return None, "could not install Debian's chromium with apt-get:\n" + "\n".join(log)
