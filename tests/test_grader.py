@@ -269,3 +269,14 @@ except OSError:
     assert f"{SOLUTIONS} False" in lines and f"{GRADER} False" in lines and f"{REPO / 'README.md'} False" in lines
     assert "network no" in lines and "src read-only" in lines
     assert (scratch / "written").read_text() == "ok"
+
+
+@pytest.mark.slow
+def test_validate_exit_codes(tmp_path):
+    """`python -m grader validate`: 0 for a notebook whose tests pass, 1 when a test fails (nbgrader's: 0)."""
+    from grader.release import generate
+
+    generate([ASSIGNMENT], tmp_path / "release")
+    assert grader_cli("validate", str(SOLUTIONS / ASSIGNMENT / NAME)).returncode == 0
+    completed = grader_cli("validate", str(tmp_path / "release" / ASSIGNMENT / NAME))
+    assert completed.returncode == 1 and "a test failed" in completed.stderr

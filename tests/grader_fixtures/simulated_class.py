@@ -202,7 +202,9 @@ def hostile(simulated: SimulatedClass, tmp: Path, out: Path) -> None:
     simulated.add(
         "attack-fork-bomb", dump(with_cell(stubs, attacks.FORK_BOMB)), Expect("zero", status=("graded", "error"))
     )
-    simulated.add("attack-memory-bomb", dump(with_cell(stubs, attacks.MEMORY_BOMB)), Expect("zero"))
+    simulated.add(
+        "attack-memory-bomb", dump(with_cell(stubs, attacks.MEMORY_BOMB)), Expect("zero", status=("graded", "error"))
+    )
     simulated.add(
         "attack-os-exit", dump(with_cell(stubs, attacks.EXIT)), Expect("zero", ("error",), message_has=("kernel died",))
     )
