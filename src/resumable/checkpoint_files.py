@@ -1,0 +1,102 @@
+"""What a checkpoint folder holds on disk: its files and sizes, a listing, and its leaves' shapes vs a template."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+
+@dataclass(frozen=True)
+class CheckpointFile:
+    """One file under a checkpoint folder: its path relative to the folder (with "/") and its size."""
+
+    path: str
+    nbytes: int
+
+
+def checkpoint_files(folder: str | Path) -> list[CheckpointFile]:
+    """Every file under `folder` (recursively), sorted by path. A missing folder has no files."""
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    return sorted(
+        (
+            CheckpointFile(path.relative_to(root).as_posix(), path.stat().st_size)
+            for path in root.rglob("*")
+            if path.is_file()
+        ),
+        key=lambda file: file.path,
+    )
+
+
+def render_listing(folder: str | Path, title: str | None = None) -> str:
+    """A listing of `folder`: a header with the file count and total bytes, then one line per file.
+
+    Output: text; a missing folder gives a one-line message saying so (Orbax may still be writing it
+    under a temporary name).
+    """
+    root = Path(folder)
+    title = title or root.name
+    files = checkpoint_files(root)
+    if not root.is_dir():
+        return f"{title}: no such folder ({root.name} does not exist yet, or was never written)"
+    total = sum(file.nbytes for file in files)
+    lines = [f"{title}/: {len(files)} files, {total:,} bytes"]
+    width = max((len(file.path) for file in files), default=0)
+    size_width = max((len(f"{file.nbytes:,}") for file in files), default=0)
+    lines += [f"  {file.path:<{width}}  {file.nbytes:>{size_width},} B" for file in files]
+    return "\n".join(lines)
+
+
+def render_choice(choice: str, folders: dict[str, str | Path]) -> str:
+    """The listing of `folders[choice]` (the callback of the notebooks' checkpoint dropdown)."""
+    if choice not in folders:
+        return f"unknown choice {choice!r}; pick one of {', '.join(folders)}"
+    return render_listing(folders[choice], title=choice)
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, Mapping):
+        flat: dict[str, Any] = {}
+        for key, child in tree.items():
+            flat.update(_flat(child, f"{prefix}/{key}" if prefix else str(key)))
+        return flat
+    return {prefix: tree}
+
+
+def stored_leaves(folder: str | Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Each leaf's path ("a/b/c") -> (shape, dtype) as the checkpoint's metadata records it; no array is read.
+
+    A typed PRNG key is stored as its key data (e.g. shape (2,) uint32 for a `key<fry>`).
+    """
+    metadata = ocp.StandardCheckpointer().metadata(Path(folder).absolute()).item_metadata.tree
+    return {path: (tuple(leaf.shape), str(leaf.dtype)) for path, leaf in _flat(metadata).items()}
+
+
+def _storage_shape(leaf: Any) -> tuple[tuple[int, ...], str]:
+    if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        leaf = jax.random.key_data(leaf)
+    return tuple(int(size) for size in np.shape(leaf)), str(leaf.dtype)
+
+
+def shape_mismatches(folder: str | Path, template: Mapping[str, Any]) -> list[str]:
+    """Where a pure-dict `template` and the checkpoint in `folder` disagree, one sentence per leaf, in path order:
+    a different shape or dtype, or a leaf on one side only. Empty when the template fits."""
+    stored = stored_leaves(folder)
+    wanted = {path: _storage_shape(leaf) for path, leaf in _flat(template).items()}
+    sentences = []
+    for path in sorted(set(stored) | set(wanted)):
+        if path not in wanted:
+            sentences.append(f"{path}: in the checkpoint, missing from the template")
+        elif path not in stored:
+            sentences.append(f"{path}: in the template, missing from the checkpoint")
+        elif stored[path] != wanted[path]:
+            (stored_shape, stored_dtype), (wanted_shape, wanted_dtype) = stored[path], wanted[path]
+            sentences.append(f"{path}: stored {stored_shape} {stored_dtype}, template {wanted_shape} {wanted_dtype}")
+    return sentences

@@ -1,0 +1,68 @@
+"""The checkpoint listing (notebook 02's widget callback) and the shapes stored in a checkpoint."""
+
+import orbax.checkpoint as ocp
+from flax import nnx
+
+from resumable import RunConfig, make_triple
+from resumable.checkpoint_files import checkpoint_files, render_choice, render_listing, shape_mismatches, stored_leaves
+
+
+def make_folder(root):
+    (root / "ckpt" / "d").mkdir(parents=True)
+    (root / "ckpt" / "_METADATA").write_bytes(b"x" * 1500)
+    (root / "ckpt" / "d" / "abc").write_bytes(b"y" * 7)
+    return root / "ckpt"
+
+
+def test_files_are_listed_recursively_with_sizes(tmp_path):
+    folder = make_folder(tmp_path)
+    assert [(file.path, file.nbytes) for file in checkpoint_files(folder)] == [("_METADATA", 1500), ("d/abc", 7)]
+    assert checkpoint_files(tmp_path / "missing") == []
+
+
+def test_render_listing_has_a_header_and_one_aligned_line_per_file(tmp_path):
+    folder = make_folder(tmp_path)
+    assert render_listing(folder).splitlines() == [
+        "ckpt/: 2 files, 1,507 bytes",
+        "  _METADATA  1,500 B",
+        "  d/abc          7 B",
+    ]
+
+
+def test_render_listing_of_a_missing_folder_says_so(tmp_path):
+    assert "no such folder" in render_listing(tmp_path / "step_3")
+
+
+def test_render_choice_is_the_widget_callback(tmp_path):
+    folder = make_folder(tmp_path)
+    assert render_choice("saved", {"saved": folder}) == render_listing(folder, "saved")
+    assert "unknown choice" in render_choice("other", {"saved": folder})
+
+
+def saved_run(folder, config):
+    parts = make_triple(config)
+    snapshot = {name: nnx.to_pure_dict(nnx.state(part)) for name, part in zip(("p", "m", "o"), parts, strict=True)}
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(folder, snapshot)
+    checkpointer.wait_until_finished()
+    return snapshot
+
+
+def test_stored_leaves_read_shapes_from_metadata_with_keys_as_key_data(tmp_path):
+    saved_run(tmp_path / "run", RunConfig())
+    stored = stored_leaves(tmp_path / "run")
+    assert stored["m/hidden/kernel"] == ((8, 32), "float32")
+    assert stored["o/opt_state/0/count"] == ((), "int32")
+    assert stored["p/rngs/shuffle/key"] == ((2,), "uint32")
+    assert len(stored) == 22
+
+
+def test_shape_mismatches_name_every_leaf_that_does_not_fit(tmp_path):
+    snapshot = saved_run(tmp_path / "run", RunConfig())
+    assert shape_mismatches(tmp_path / "run", snapshot) == []
+    wide = saved_run(tmp_path / "wide", RunConfig(num_hidden=64))
+    mismatches = shape_mismatches(tmp_path / "run", wide)
+    assert mismatches[0] == "m/hidden/bias: stored (32,) float32, template (64,) float32"
+    assert len(mismatches) == 9
+    partial = shape_mismatches(tmp_path / "run", {"m": snapshot["m"]})
+    assert partial[0].endswith("in the checkpoint, missing from the template") and len(partial) == 16
