@@ -189,14 +189,14 @@ def test_nbgrader_extensions_are_in_the_page(notebook_01, page, lab, course_copy
     path = notebook_01
     with timed(f"{path}: open, kernel idle"):
         open_notebook(page, lab, path)
-    shot(page, artifacts, "01_snapshot_opened")
+    shot(page, artifacts, "nbgrader_1_01_snapshot_opened")
 
     menubar = page.locator(".lm-MenuBar-itemLabel")
     assert "Nbgrader" in menubar.all_inner_texts(), "no Nbgrader menu: nbgrader's lab extension did not load"
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Nbgrader$")).click()
     menu = page.locator(".lm-Menu:visible")
     entries = menu.locator(".lm-Menu-itemLabel").all_inner_texts()
-    shot(page, artifacts, "02_nbgrader_menu")
+    shot(page, artifacts, "nbgrader_2_menu")
     for entry in ("Assignment List", "Course List", "Formgrader"):
         assert entry in entries, f"Nbgrader menu lacks {entry!r}: {entries}"
     page.keyboard.press("Escape")
@@ -213,7 +213,7 @@ def test_nbgrader_extensions_are_in_the_page(notebook_01, page, lab, course_copy
     )
     message = dialog.inner_text()
     TIMINGS.append(f"{time.monotonic() - validate_start:7.1f} s  {path}: Validate")
-    shot(page, artifacts, "03_validate_result")
+    shot(page, artifacts, "nbgrader_3_validate_result")
     assert "Success" in message, f"Validate on the solved notebook did not succeed: {message}"
     dialog.locator("button").last.click()
 
@@ -221,7 +221,7 @@ def test_nbgrader_extensions_are_in_the_page(notebook_01, page, lab, course_copy
     panel = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="Assignments")
     panel.first.wait_for()
     time.sleep(2)
-    shot(page, artifacts, "04_assignment_list")
+    shot(page, artifacts, "nbgrader_4_assignment_list")
     shutdown_kernels(lab)
 
 
@@ -247,7 +247,7 @@ def test_05_crash_step_slider_redraws_curves_and_determinism_line(notebook_05, p
     handle = slider.locator(".noUi-handle").first
     low, high = int(float(handle.get_attribute("aria-valuemin"))), int(float(handle.get_attribute("aria-valuemax")))
     assert number_after(DETERMINISM, before_text) == 0.0, f"the solved notebook does not resume exactly:\n{before_text}"
-    shot(page, artifacts, "05_triple_widget_initial", cell)
+    shot(page, artifacts, "05_triple_1_widget_initial", cell)
 
     # Another crash step, between two checkpoints where possible (7 steps on, or back).
     target = step_before + 7 if step_before + 7 <= high else max(low, step_before - 7)
@@ -255,7 +255,7 @@ def test_05_crash_step_slider_redraws_curves_and_determinism_line(notebook_05, p
     with timed(f"{path}: crash step {step_before} -> {target}, redraw"):
         set_slider(slider, target)
         after_images, after_text = wait_for_new_output(cell, before_images, before_text, REDRAW_TIMEOUT)
-    shot(page, artifacts, "05_triple_widget_crash_step_moved", cell)
+    shot(page, artifacts, "05_triple_2_crash_step_moved", cell)
 
     assert int(slider_value(slider)) == target, f"the slider shows {slider_value(slider)}, not {target}"
     assert after_images != before_images, "the plot did not change when the crash step moved"
@@ -278,7 +278,7 @@ def test_05_crash_step_slider_redraws_curves_and_determinism_line(notebook_05, p
             with timed(f"{path}: pitfall {broken!r}, redraw"):
                 pitfall.first.select_option(label=broken)
                 _, broken_text = wait_for_new_output(cell, images, text, REDRAW_TIMEOUT)
-            shot(page, artifacts, "05_triple_widget_pitfall_no_update", cell)
+            shot(page, artifacts, "05_triple_3_pitfall_no_update", cell)
             gap = number_after(DETERMINISM, broken_text)
             assert gap is not None and gap > 0, f"pitfall {broken!r} still prints an exact resume:\n{broken_text}"
     shutdown_kernels(lab)
@@ -294,13 +294,13 @@ def test_03_nnx_update_toggle_redraws_the_curve(notebook_03, page, lab, course_c
     assert toggle.count(), "notebook 03 shows no toggle labelled 'use nnx.update'"
     cell.locator(".jp-OutputArea-output img").first.wait_for(timeout=REDRAW_TIMEOUT * 1000)
     before_images, before_text = output_images(cell), output_text(cell)
-    shot(page, artifacts, "03_update_toggle_on", cell)
+    shot(page, artifacts, "03_update_1_toggle_on", cell)
 
     checkbox = toggle.locator("input[type=checkbox]")
     with timed(f"{path}: nnx.update off, redraw"):
         (checkbox if checkbox.count() else toggle.locator("button").first).click()
         after_images, after_text = wait_for_new_output(cell, before_images, before_text, REDRAW_TIMEOUT)
-    shot(page, artifacts, "03_update_toggle_off", cell)
+    shot(page, artifacts, "03_update_2_toggle_off", cell)
     assert after_images != before_images, "the curve did not change when nnx.update was switched off"
     if checkbox.count():
         assert not checkbox.is_checked()
@@ -312,7 +312,7 @@ def test_03_nnx_update_toggle_redraws_the_curve(notebook_03, page, lab, course_c
     # And back: the exact resume returns.
     (checkbox if checkbox.count() else toggle.locator("button").first).click()
     _, back_text = wait_for_new_output(cell, after_images, after_text, REDRAW_TIMEOUT)
-    shot(page, artifacts, "03_update_toggle_on_again", cell)
+    shot(page, artifacts, "03_update_3_toggle_on_again", cell)
     if gap_on is not None:
         assert number_after("largest loss gap after the resume:", back_text) == gap_on
     shutdown_kernels(lab)
