@@ -30,14 +30,11 @@ ASSIGNMENTS = assignments()
 CELL_TIMEOUT, STUDENT_TIMEOUT = 300, 900
 
 
-def fingerprint(root: Path) -> dict[str, str]:
-    """Hashes of every file the course holds (solutions, course, grader, src): nothing may change them."""
-    found = {}
-    for folder in ("solutions", "course", "grader", "src"):
-        for path in sorted((root / folder).rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and "work" not in path.parts:
-                found[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return found
+def fingerprint(out: Path) -> dict[str, str | None]:
+    """The files the escape attack tries to write (see attacks.ESCAPE): none may appear or change."""
+    targets = [REPO / "solutions" / "pwned.txt", REPO / "pwned.txt", REPO / "src" / "resumable" / "pwned.py",
+               REPO / ".venv" / "pwned.txt", REPO / "grader" / "work" / "gradebook.db", out / "pwned.txt"]  # fmt: skip
+    return {str(path): hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None for path in targets}
 
 
 def sandbox_processes(uid_base: int) -> list[str]:
@@ -79,7 +76,7 @@ def check_rows(simulated: SimulatedClass, rows: list[dict], out: Path) -> None:
 
 
 def run_class(simulated: SimulatedClass, out: Path, **settings) -> list[dict]:
-    before = fingerprint(REPO)
+    before = fingerprint(out)
     uid_base = grade._uid_base()
     rows = grade.grade_class(
         simulated.assignment,
@@ -90,7 +87,7 @@ def run_class(simulated: SimulatedClass, out: Path, **settings) -> list[dict]:
         student_timeout=settings.get("student_timeout", STUDENT_TIMEOUT),
     )
     assert sandbox_processes(uid_base) == [], "sandbox processes outlived grading"
-    assert fingerprint(REPO) == before, "grading changed files of the course"
+    assert fingerprint(out) == before, "grading changed files of the course"
     with open(out / "grades.csv") as handle:
         table = list(csv.DictReader(handle))
     assert list(table[0]) == grade.COLUMNS
