@@ -17,7 +17,7 @@ def test_resumed_adds_the_difference_panel_and_markers():
     assert difference.get_title() == "max |difference| = 0.0000e+00"
     assert len(curves.get_lines()) == 2 + 2  # two curves, two vertical markers
     texts = [text.get_text() for text in curves.texts]
-    assert texts == ["crash @ 2", "resume from @ 2"]
+    assert texts == ["crash at 2", "resume from 2"]
 
 
 def test_a_divergence_shows_in_the_title():

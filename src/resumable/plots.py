@@ -44,13 +44,13 @@ def plot_losses(
         difference.set_xlabel("step")
     else:
         curves.set_xlabel("step")
-    markers = ((crash_step, "tab:red", "crash", -12), (resume_step, "tab:green", "resume from", -24))
+    markers = ((crash_step, "tab:red", "crash at", -12), (resume_step, "tab:green", "resume from", -24))
     for marker_step, colour, text, offset in markers:
         if marker_step is not None:
             for axis in axes[:, 0]:
                 axis.axvline(marker_step, color=colour, linestyle=":", linewidth=1.5)
             curves.annotate(
-                f"{text} @ {marker_step}",
+                f"{text} {marker_step}",
                 (marker_step, 1.0),
                 xycoords=("data", "axes fraction"),
                 xytext=(3, offset),
@@ -60,6 +60,6 @@ def plot_losses(
             )
     curves.set_ylabel("loss")
     curves.set_title(title)
-    curves.legend(loc="upper right", fontsize=9, framealpha=0.9)
+    curves.legend(loc="lower left", fontsize=9, framealpha=0.9)  # early losses are high: that corner is empty
     plt.close(figure)
     return figure
