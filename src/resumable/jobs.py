@@ -85,6 +85,7 @@ class TrainingJob:
         config: RunConfig = DEFAULT_CONFIG,
         pause_after: int | None = None,
         pause_in_save: int | None = None,
+        fresh: bool = False,
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -105,6 +106,8 @@ class TrainingJob:
             command.append(f"--pause-after={pause_after}")
         if pause_in_save is not None:
             command.append(f"--pause-in-save={pause_in_save}")
+        if fresh:
+            command.append("--fresh")
         environment = {
             **os.environ,
             "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu"),
@@ -236,6 +239,7 @@ def run_job(
     config: RunConfig = DEFAULT_CONFIG,
     kill: Kill = "none",
     at_step: int | None = None,
+    fresh: bool = False,
     timeout: float = 240.0,
 ) -> JobRecord:
     """Run one training process to its end, or to `at_step` and end it there the way `kill` says.
@@ -243,6 +247,7 @@ def run_job(
     `kill`: "none" (train to `steps`), "sigkill" (SIGKILL at the end of step `at_step`), "sigkill_during_save"
     (SIGKILL while step `at_step`'s checkpoint is written: files there, not yet committed), "sigterm" (SIGTERM
     at the end of step `at_step`: the job saves and exits cleanly).
+    `fresh=True` starts at step 0 without calling `resume_or_start` (a reference run).
     Output: a JobRecord; `exit_code` is -9 after a SIGKILL, 0 after a clean exit.
     """
     if kill not in KILLS:
@@ -262,6 +267,7 @@ def run_job(
         config=config,
         pause_after=pause_after,
         pause_in_save=pause_in_save,
+        fresh=fresh,
     )
     with job:
         if kill == "sigkill":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -166,7 +166,7 @@ def kill_and_resume(
     keep: int,
     config: RunConfig = DEFAULT_CONFIG,
     reference: Sequence[float],
-    reference_triple: tuple[Any, Any, Any],
+    reference_state: Mapping[str, Any],
 ) -> Figure:
     """The kill-step picker's callback: train in a process, end it at `kill_step` the way `kill` says, resume
     in a new process, and draw the timeline with the verdict in its title.
@@ -174,7 +174,8 @@ def kill_and_resume(
     Inputs: the functions module the processes import (`write_functions_module`), the `resume_or_start`
     function this kernel uses to load the final checkpoint, the kill point and kind (`KILLS`; for
     "sigkill_during_save" the first save at or after `kill_step` is interrupted), the run's settings,
-    the reference losses and the reference (pipeline, model, optimizer) after `steps` steps.
+    the reference losses, and the reference state after `steps` steps as {"pipeline": ..., "model": ...,
+    "optimizer": ...} (pure dicts, Modules or restored trees).
     Output: the timeline Figure. Runs in a fresh temporary folder, removed afterwards.
     """
     if kill == "sigkill_during_save":
@@ -192,14 +193,10 @@ def kill_and_resume(
         resume_or_start(manager, *resumed)
         manager.close()
         names = ("pipeline", "model", "optimizer")
-        verdict = state_diff(
-            dict(zip(names, reference_triple, strict=True)),
-            dict(zip(names, resumed, strict=True)),
-            names=("reference", "resumed"),
-        )
+        verdict = state_diff(reference_state, dict(zip(names, resumed, strict=True)), names=("reference", "resumed"))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     state = "every state leaf identical" if verdict.identical else f"{len(verdict.differences)} leaves differ"
     leftover = f"; left behind: {', '.join(leftovers)}" if leftovers else ""
-    title = f"{kill} at step {kill_step}, resumed from {second.start_step}: {state}{leftover}"
+    title = f"{kill} at step {kill_step}, resumed from step {second.start_step}\n{state}{leftover}"
     return plot_timeline([first, second], steps=steps, kept=kept, reference=reference, title=title)

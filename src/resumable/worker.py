@@ -7,6 +7,7 @@ so that the notebook can follow it and kill it at a step it chose:
 
 - `--pause-after K`: at the end of step K (its checkpoint, if one was due, committed) the job reports
   `paused` and waits; the notebook then sends SIGKILL (a crash) or SIGTERM (a preemption).
+- `--fresh`: never resume (a reference run); only `save_checkpoint` is needed.
 - `--pause-in-save K`: step K's checkpoint is written into its temporary folder, then the job reports
   `save_paused` and waits just before Orbax commits (renames) it; a SIGKILL then interrupts that save.
 
@@ -44,14 +45,14 @@ def emit(event: str, **fields: Any) -> None:
         sys.stdout.flush()
 
 
-def load_functions(path: Path) -> ModuleType:
-    """Import the module file that holds `save_checkpoint` and `resume_or_start`."""
+def load_functions(path: Path, names: tuple[str, ...] = ("save_checkpoint", "resume_or_start")) -> ModuleType:
+    """Import the module file that holds `save_checkpoint` and `resume_or_start` (or the given `names`)."""
     spec = importlib.util.spec_from_file_location(path.stem, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    for name in ("save_checkpoint", "resume_or_start"):
+    for name in names:
         if not callable(getattr(module, name, None)):
             raise ImportError(f"{path} defines no function {name}")
     return module
@@ -114,6 +115,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--config", default="{}", help="RunConfig fields as JSON")
     parser.add_argument("--pause-after", type=int, default=None, help="pause at the end of this step")
     parser.add_argument("--pause-in-save", type=int, default=None, help="pause before committing this checkpoint")
+    parser.add_argument("--fresh", action="store_true", help="always start at step 0 (a reference run)")
     parser.add_argument("--watch-stdin", action="store_true", help="exit when stdin closes (parent gone)")
     return parser.parse_args(argv)
 
@@ -127,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from resumable.training import RunConfig, make_triple, train_step
 
-    functions = load_functions(arguments.functions)
+    needed = ("save_checkpoint",) if arguments.fresh else ("save_checkpoint", "resume_or_start")
+    functions = load_functions(arguments.functions, needed)
     pause_in_save = arguments.pause_in_save
 
     def before_commit() -> None:
@@ -139,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         arguments.directory, every=arguments.every, keep=arguments.keep, post_finalization_callback=before_commit
     )
     pipeline, model, optimizer = make_triple(RunConfig(**json.loads(arguments.config)))
-    start = int(functions.resume_or_start(manager, pipeline, model, optimizer))
+    start = 0 if arguments.fresh else int(functions.resume_or_start(manager, pipeline, model, optimizer))
     emit("start", step=start, pid=os.getpid())
 
     def save(step: int, *, force: bool = False) -> bool:
