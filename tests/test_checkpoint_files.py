@@ -1,10 +1,19 @@
 """The checkpoint listing (notebook 02's widget callback) and the shapes stored in a checkpoint."""
 
+import sys
+
 import orbax.checkpoint as ocp
 from flax import nnx
 
 from resumable import RunConfig, make_triple
-from resumable.checkpoint_files import checkpoint_files, render_choice, render_listing, shape_mismatches, stored_leaves
+from resumable.checkpoint_files import (
+    checkpoint_files,
+    orbax_noise_captured,
+    render_choice,
+    render_listing,
+    shape_mismatches,
+    stored_leaves,
+)
 
 
 def make_folder(root):
@@ -66,3 +75,25 @@ def test_shape_mismatches_name_every_leaf_that_does_not_fit(tmp_path):
     assert len(mismatches) == 9
     partial = shape_mismatches(tmp_path / "run", {"m": snapshot["m"]})
     assert partial[0].endswith("in the checkpoint, missing from the template") and len(partial) == 16
+
+
+def test_shape_mismatches_accept_an_abstract_template_from_eval_shape(tmp_path):
+    saved_run(tmp_path / "run", RunConfig())
+    abstract = nnx.eval_shape(lambda: make_triple(RunConfig(num_hidden=64)))
+    template = {name: nnx.to_pure_dict(nnx.state(part)) for name, part in zip(("p", "m", "o"), abstract, strict=True)}
+    mismatches = shape_mismatches(tmp_path / "run", template)
+    assert len(mismatches) == 9 and not any("key" in sentence for sentence in mismatches)
+
+
+def test_orbax_noise_captured_keeps_stderr_and_lets_the_error_through(tmp_path):
+    saved_run(tmp_path / "run", RunConfig())
+    wide = saved_run(tmp_path / "wide", RunConfig(num_hidden=64))
+    raised = None
+    with orbax_noise_captured(settle_seconds=0.1) as captured:
+        print("noise", file=sys.stderr)
+        try:
+            ocp.StandardCheckpointer().restore(tmp_path / "run", wide)
+        except ValueError as error:
+            raised = error
+    assert captured.getvalue().startswith("noise")
+    assert "is not compatible with the stored shape" in str(raised)

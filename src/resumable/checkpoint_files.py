@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import gc
+import io
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,8 +84,9 @@ def stored_leaves(folder: str | Path) -> dict[str, tuple[tuple[int, ...], str]]:
 
 
 def _storage_shape(leaf: Any) -> tuple[tuple[int, ...], str]:
-    if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-        leaf = jax.random.key_data(leaf)
+    """The shape and dtype a leaf (an array or a `jax.ShapeDtypeStruct`) has on disk."""
+    if hasattr(leaf, "dtype") and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        leaf = jax.eval_shape(jax.random.key_data, leaf)
     return tuple(int(size) for size in np.shape(leaf)), str(leaf.dtype)
 
 
@@ -100,3 +105,21 @@ def shape_mismatches(folder: str | Path, template: Mapping[str, Any]) -> list[st
             (stored_shape, stored_dtype), (wanted_shape, wanted_dtype) = stored[path], wanted[path]
             sentences.append(f"{path}: stored {stored_shape} {stored_dtype}, template {wanted_shape} {wanted_dtype}")
     return sentences
+
+
+@contextlib.contextmanager
+def orbax_noise_captured(settle_seconds: float = 0.5) -> Iterator[io.StringIO]:
+    """Capture what Orbax's background threads print to stderr around a restore that fails on purpose.
+
+    After a failed read, reads still in flight may finish on an event loop Orbax has already closed and print
+    "RuntimeError: Event loop is closed" tracebacks, possibly a moment later. This redirects stderr, waits
+    `settle_seconds` and collects garbage before leaving, so that noise lands in the yielded buffer instead of
+    in whatever cell runs next. The error raised by the restore itself propagates unchanged.
+    """
+    captured = io.StringIO()
+    with contextlib.redirect_stderr(captured):
+        try:
+            yield captured
+        finally:
+            time.sleep(settle_seconds)
+            gc.collect()
