@@ -240,7 +240,7 @@ def widget(lab: CrashLab, crash_step: int = 30, checkpoint_every: int = 10) -> A
         checkpoint_every=ipywidgets.IntSlider(
             checkpoint_every,
             min=1,
-            max=max(1, lab.num_steps // 2),
+            max=max(1, lab.num_steps - 1),
             description="checkpoint every",
             continuous_update=False,
             style=style,
