@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:  # matplotlib costs ~30 MB per kernel: imported only when a plot is drawn
+    from matplotlib.figure import Figure
 
 
 def plot_losses(
@@ -23,6 +25,8 @@ def plot_losses(
     Inputs: per-step losses (index 0 is step 1); optional crash and resume steps to mark.
     Output: the matplotlib Figure (not shown; a notebook displays it as the cell's value).
     """
+    import matplotlib.pyplot as plt
+
     reference_array = np.asarray(reference, dtype=np.float64)
     steps = np.arange(1, len(reference_array) + 1)
     panels = 1 if resumed is None else 2
