@@ -1,1 +1,1 @@
-"""Instructor tooling around nbgrader: release the student notebooks, refresh solution outputs."""
+"""Instructor tooling around nbgrader: release the student notebooks, refresh solution outputs, grade safely."""
