@@ -14,6 +14,8 @@ LAB_FLAGS := --notebook-dir=course --port=$(PORT) $(if $(HEADLESS),--no-browser 
              $(if $(filter 0,$(shell id -u)),--allow-root)
 # The venv's own kernel and Jupyter paths come before any in the user's home.
 export JUPYTER_PREFER_ENV_PATH := 1
+# The course's persistent JAX compilation cache lives in the checkout (git-ignored), not in the home folder.
+export RESUMABLE_JAX_CACHE := $(CURDIR)/.cache/jax
 # JAX on CPU only, without probing for accelerators the course does not use.
 export JAX_PLATFORMS := cpu
 
@@ -58,4 +60,4 @@ lock: env
 	  $(BIN)/python -m pip freeze --all --exclude-editable | grep -v -E '^(pip|resumable)==' | sort -f) > requirements.lock
 
 clean:
-	rm -rf $(VENV) grader/work artifacts .pytest_cache
+	rm -rf $(VENV) grader/work artifacts .pytest_cache .cache

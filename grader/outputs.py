@@ -21,7 +21,9 @@ def is_checked(cell: nbformat.NotebookNode) -> bool:
 
 def strip(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Drop every output and execution count, except in checked cells (nbval skips a cell whose
-    stored outputs have no execution count); drop run metadata."""
+    stored outputs have no execution count); drop run metadata, and the widget state (random model ids
+    that would change the file on every refresh)."""
+    notebook.metadata.pop("widgets", None)
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue

