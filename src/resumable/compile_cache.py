@@ -14,6 +14,7 @@ from pathlib import Path
 import jax
 
 OFF = ("0", "off", "no", "false")
+MAX_BYTES = 512 * 2**20
 
 
 def default_folder() -> Path:
@@ -43,4 +44,7 @@ def enable_compilation_cache() -> Path | None:
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    # A size limit turns on JAX's eviction, and with it the file lock around every read and write: without
+    # it an entry is written in place, and a kernel started meanwhile can read half of it.
+    jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
     return folder
