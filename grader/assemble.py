@@ -194,8 +194,9 @@ def read_templates(path: Path) -> dict[str, Template]:
 
 
 def scrub(text: str, hidden_lines: list[str]) -> str:
-    """Remove every line of hidden test source (also as a Python repr would escape it) from `text`."""
-    for line in hidden_lines:
+    """Remove every line of hidden test source (also as a Python repr would escape it), and nbgrader's
+    hidden-test markers, from `text`."""
+    for line in [*hidden_lines, "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"]:
         for variant in {line, line.replace("\\", "\\\\").replace("'", "\\'"), line.replace('"', '\\"')}:
             if variant in text:
                 text = text.replace(variant, "[hidden test line removed]")
