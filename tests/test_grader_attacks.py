@@ -1,0 +1,40 @@
+"""The grader against hostile students: every sandbox attack and malformed input, on the first assignment.
+
+Graded as one class: every row must meet its own expectation, whatever its neighbours did. Kept apart
+from test_grader_class.py so that pytest-xdist (--dist loadfile) runs the two long files on different workers.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from grader import sandbox
+from tests.grader_fixtures import attacks
+from tests.grader_fixtures.simulated_class import Expect, SimulatedClass, dump, hostile, released, with_cell
+from tests.test_grader_class import ASSIGNMENTS, check_rows, run_class
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not sandbox.availability()[0], reason="no sandbox: " + sandbox.availability()[1]),
+]
+
+
+def test_hostile_class(tmp_path):
+    simulated = SimulatedClass(ASSIGNMENTS[0], tmp_path / "submissions")
+    hostile(simulated, tmp_path, tmp_path / "out")
+    rows = run_class(simulated, tmp_path / "out")
+    check_rows(simulated, rows, tmp_path / "out")
+
+
+def test_endless_loop_is_stopped(tmp_path):
+    assignment = ASSIGNMENTS[0]
+    simulated = SimulatedClass(assignment, tmp_path / "submissions")
+    simulated.add(
+        "endless", dump(with_cell(released(assignment, tmp_path), attacks.INFINITE_LOOP)), Expect("zero", ("error",))
+    )
+    rows = run_class(simulated, tmp_path / "out", cell_timeout=20, student_timeout=120)
+    (row,) = rows
+    assert row["score"] == 0 and row["status"] == "error"
+    assert re.search(r"longer than \d+ s", row["message"]), row["message"]
