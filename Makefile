@@ -14,8 +14,6 @@ LAB_FLAGS := --notebook-dir=course --port=$(PORT) $(if $(HEADLESS),--no-browser 
              $(if $(filter 0,$(shell id -u)),--allow-root)
 # The venv's own kernel and Jupyter paths come before any in the user's home.
 export JUPYTER_PREFER_ENV_PATH := 1
-# The course's persistent JAX compilation cache lives in the checkout (git-ignored), not in the home folder.
-export RESUMABLE_JAX_CACHE := $(CURDIR)/.cache/jax
 # JAX on CPU only, without probing for accelerators the course does not use.
 export JAX_PLATFORMS := cpu
 
@@ -30,8 +28,10 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install $(PIP_FLAGS) --no-deps --no-build-isolation -e .
 	@touch $@
 
+# Students' kernels share a persistent JAX compilation cache in the checkout (git-ignored): later notebooks
+# load the compiled step instead of compiling it again. Tests and grading run without it.
 lab: env
-	$(BIN)/jupyter lab $(LAB_FLAGS)
+	RESUMABLE_JAX_CACHE=$(CURDIR)/.cache/jax $(BIN)/jupyter lab $(LAB_FLAGS)
 
 lint: env
 	$(BIN)/ruff check src tests grader benchmarks solutions course

@@ -21,9 +21,11 @@ def test_the_cache_goes_where_resumable_jax_cache_says(tmp_path):
     assert run({"RESUMABLE_JAX_CACHE": str(tmp_path / "c")}) == f"{tmp_path / 'c'} {tmp_path / 'c'}"
 
 
-def test_default_folder_is_under_the_xdg_cache(tmp_path):
+def test_off_unless_asked_and_default_folder_under_the_xdg_cache(tmp_path):
+    assert run({"HOME": str(tmp_path)}) == "None None"
     folder = tmp_path / "xdg" / "resumable-course" / "jax"
-    assert run({"XDG_CACHE_HOME": str(tmp_path / "xdg"), "HOME": str(tmp_path)}) == f"{folder} {folder}"
+    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg"), "HOME": str(tmp_path), "RESUMABLE_JAX_CACHE": "default"}
+    assert run(env) == f"{folder} {folder}"
 
 
 def test_off_and_unwritable_leave_jax_alone(tmp_path):
