@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from resumable.diff import StateDiff, state_diff
 from resumable.pipeline import Pipeline
-from resumable.plots import plot_losses
+from resumable.plots import plot_losses, png
 from resumable.training import RunConfig, make_triple
 
 Triple = tuple[Pipeline, nnx.Module, nnx.Optimizer]
@@ -80,6 +80,9 @@ def with_pitfall(restore_triple: RestoreTriple, pitfall: str, config: RunConfig)
         raise ValueError(f"unknown pitfall {pitfall!r}; choose one of {PITFALLS}")
 
     def restore(path: str, pipeline: Pipeline, model: nnx.Module, optimizer: nnx.Optimizer) -> None:
+        if pitfall in ("none", "off-by-one resume step"):
+            restore_triple(path, pipeline, model, optimizer)
+            return
         scratch_pipeline, scratch_model, scratch_optimizer = fresh_triple(config)
         if pitfall == "no nnx.update":
             restore_triple(path, scratch_pipeline, scratch_model, scratch_optimizer)
@@ -224,12 +227,12 @@ class CrashLab:
 def widget(lab: CrashLab, crash_step: int = 30, checkpoint_every: int = 10) -> Any:
     """Sliders for the crash step and the checkpoint interval, a pitfall menu, wired to `lab.draw`."""
     import ipywidgets
-    from IPython.display import display
+    from IPython.display import Image, display
 
     def show(crash_step: int, checkpoint_every: int, pitfall: str) -> None:
         figure, text = lab.draw(crash_step, checkpoint_every, pitfall)
         print(text)
-        display(figure)
+        display(Image(png(figure)))
 
     style = {"description_width": "initial"}
     return ipywidgets.interactive(
