@@ -68,16 +68,24 @@ def measure(runs: int, class_size: int, grading_assignment: str) -> list[Row]:
         )
     )
 
-    redraws = time_redraws(changes=max(10, runs * 4))
-    median_redraw = statistics.median(redraws)
+    redraws = time_redraws(changes=max(16, runs * 4))
+    median_redraw = statistics.median(seconds for seconds, _ in redraws)
     rows.append(
         Row(
-            f"05 widget redraw after a crash-step change (median of {len(redraws)})",
+            f"05 widget redraw after a crash-step change (median of {len(redraws)}, PNG included)",
             f"{median_redraw * 1000:.0f} ms",
             "< 500 ms",
             check(median_redraw, 0.5),
         )
     )
+    trained = [seconds for seconds, did_train in redraws if did_train]
+    if trained:
+        rows.append(
+            Row(
+                f"... of those, the {len(trained)} that resumed from a checkpoint not seen before (median)",
+                f"{statistics.median(trained) * 1000:.0f} ms",
+            )
+        )
 
     for name, values in time_checkpoints(max(runs, 5)).items():
         rows.append(Row(f"triple checkpoint: {name}", f"{statistics.median(values) * 1000:.1f} ms"))

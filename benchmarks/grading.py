@@ -52,6 +52,7 @@ def time_plain_nbgrader(assignment: str, submissions: Path, root: Path) -> float
         f"--CourseDirectory.feedback_directory={root / 'feedback'}",
         f"--CourseDirectory.db_url=sqlite:///{root / 'gradebook.db'}",
     ]
+    root.mkdir(parents=True, exist_ok=True)  # sqlite creates the gradebook file, not its folder
     nbgrader = [sys.executable, "-m", "nbgrader"]
     run = dict(cwd=GRADER, env=venv_environment(), check=True, capture_output=True)
     subprocess.run([*nbgrader, "generate_assignment", assignment, "--force", *overrides], **run)

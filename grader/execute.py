@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty
 
 import nbformat
 from jupyter_client.manager import AsyncKernelManager
@@ -67,6 +68,36 @@ class SandboxedKernelManager(AsyncKernelManager):
         return self._wrap([sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file])
 
 
+NUDGE_SECONDS = 5.0
+
+
+def wait_in_slices(client: NotebookClient, slice_seconds: float = NUDGE_SECONDS) -> None:
+    """Make `client`'s shell channel wait for a reply in slices, nudging the kernel after each silent one.
+
+    Seen here (ipykernel 7.4, grading 03 and 06): a kernel sat idle at 0% CPU while the executor waited for
+    an execute_reply that never came, until the cell timeout failed an honest student. ipykernel's shell
+    socket is edge-triggered, and a request that lands while a reply is being sent can stay unread until
+    the next message arrives (ipython/ipykernel#1529, #1554); a reply can likewise be missed by a single
+    long poll on the client side. So: poll at most `slice_seconds` at a time, and after a silent slice send a
+    harmless kernel_info_request, whose arrival wakes the kernel's socket (nbclient ignores its reply).
+    """
+    channel = client.kc.shell_channel
+    original = channel.get_msg
+
+    async def get_msg(timeout: float | None = None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            step = slice_seconds if deadline is None else max(0.0, min(slice_seconds, deadline - time.monotonic()))
+            try:
+                return await original(timeout=step)
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                client.kc.kernel_info()
+
+    channel.get_msg = get_msg
+
+
 class RecordingClient(NotebookClient):
     """nbclient, recording errors per cell as the messages arrive, and capping the size of outputs."""
 
@@ -75,6 +106,11 @@ class RecordingClient(NotebookClient):
         self.records: dict[int, CellRecord] = {}
         self._chars: dict[int, int] = {}
         self._total_chars = 0
+
+    async def async_start_new_kernel_client(self):
+        kernel_client = await super().async_start_new_kernel_client()
+        wait_in_slices(self)
+        return kernel_client
 
     def output(self, outs, msg, display_id, cell_index):
         record = self.records.get(cell_index)
