@@ -9,6 +9,17 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from grader.execute import wait_in_slices
+
+
+class SlicedClient(NotebookClient):
+    """nbclient whose waits for replies cannot miss one (see grader.execute.wait_in_slices)."""
+
+    async def async_start_new_kernel_client(self):
+        kernel_client = await super().async_start_new_kernel_client()
+        wait_in_slices(self)
+        return kernel_client
+
 
 @dataclass(frozen=True)
 class NotebookRun:
@@ -34,7 +45,7 @@ def execute(path: Path, timeout: int = 600) -> NotebookRun:
         # VmHWM only grows, so the reading after the last cell is the kernel's peak.
         measured["peak"] = peak_rss_mb(client.km.provisioner.process.pid)
 
-    client = NotebookClient(
+    client = SlicedClient(
         notebook,
         timeout=timeout,
         allow_errors=True,
