@@ -2,8 +2,9 @@
 
 Every assignment under solutions/ gets: the solution (full marks), the untouched student copy (zero),
 forged answers (objects equal to anything; patched comparison functions: zero), and the wrong answers
-registered for it (less than full marks, the feedback names the cause). The sandbox attacks and malformed
-inputs are in test_grader_attacks.py (a file of its own, so that xdist runs them beside these).
+registered for it (less than full marks; the outputs shown in the feedback name the cause). The sandbox
+attacks and malformed inputs are in test_grader_attacks.py (a file of its own, so that xdist runs them
+beside these).
 After each run: no sandbox process is left, no course file changed.
 """
 
@@ -13,13 +14,14 @@ import csv
 import hashlib
 import html
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from grader import grade, sandbox
 from grader.paths import REPO, assignments
-from tests.grader_fixtures.simulated_class import SimulatedClass, honest_and_forged
+from tests.grader_fixtures.simulated_class import WRONG_ANSWERS, SimulatedClass, honest_and_forged
 
 pytestmark = [
     pytest.mark.slow,
@@ -45,6 +47,45 @@ def feedback_text(out: Path, student: str) -> str:
     return "".join(html.unescape(path.read_text()) for path in sorted((out / "feedback" / student).glob("*.html")))
 
 
+class _Outputs(HTMLParser):
+    """The text of the cells' outputs in a feedback page (nbconvert's `output_wrapper` divs), without their
+    sources: a check cell's source holds its own failure messages, which must not count as shown."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.depth = 0  # open divs inside the current output_wrapper (0: outside any)
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag != "div":
+            return
+        if self.depth:
+            self.depth += 1
+        elif "output_wrapper" in (dict(attrs).get("class") or "").split():
+            self.depth = 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "div" and self.depth:
+            self.depth -= 1
+            if not self.depth:
+                self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if self.depth:
+            self.parts.append(data)
+
+
+def feedback_outputs(out: Path, student: str) -> str:
+    """What the feedback shows the student's notebook printed or raised (not the cells' sources)."""
+    parts = []
+    for path in sorted((out / "feedback" / student).glob("*.html")):
+        parser = _Outputs()
+        parser.feed(path.read_text())
+        parser.close()
+        parts.append("".join(parser.parts))
+    return "\n".join(parts)
+
+
 def check_rows(simulated: SimulatedClass, rows: list[dict], out: Path) -> None:
     by_student = {row["student_id"]: row for row in rows}
     assert sorted(by_student) == sorted(simulated.expectations), "one row per student"
@@ -65,9 +106,11 @@ def check_rows(simulated: SimulatedClass, rows: list[dict], out: Path) -> None:
         if row["status"] not in expect.status:
             problems.append(f"status {row['status']} not in {expect.status}")
         problems += [f"message lacks {text!r}" for text in expect.message_has if text not in row["message"]]
-        if expect.feedback_has or expect.feedback_lacks:
+        if expect.feedback_has:  # in the outputs: a check's source holds its messages whether it failed or not
+            shown = feedback_outputs(out, student)
+            problems += [f"feedback's outputs lack {item!r}" for item in expect.feedback_has if item not in shown]
+        if expect.feedback_lacks:  # anywhere on the pages
             page = feedback_text(out, student)
-            problems += [f"feedback lacks {item!r}" for item in expect.feedback_has if item not in page]
             problems += [f"feedback shows {item[:60]!r}" for item in expect.feedback_lacks if item in page]
         if problems:
             failures.append(f"{student}: {'; '.join(problems)} (row: {row['status']}, {row['message'][:300]})")
@@ -118,3 +161,8 @@ def test_simulated_class(assignment, tmp_path):
     honest_and_forged(simulated, tmp_path)
     rows = run_class(simulated, tmp_path / "out")
     check_rows(simulated, rows, tmp_path / "out")
+    # A cause must be shown only by a failing check: text in a cell's source (a check's own message, quoted
+    # again by a traceback) would be found whatever the wrong student got.
+    honest = feedback_text(tmp_path / "out", "solution")
+    quoted = [cause for wrong in WRONG_ANSWERS.get(assignment, []) for cause in wrong.causes if cause in honest]
+    assert not quoted, f"causes that the honest student's feedback shows too: {quoted}"

@@ -29,18 +29,28 @@ class Expect:
 
     score: str
     status: tuple[str, ...] = ("graded",)
-    feedback_has: tuple[str, ...] = ()  # strings the feedback HTML must contain (unescaped)
-    feedback_lacks: tuple[str, ...] = ()
+    feedback_has: tuple[str, ...] = ()  # strings the outputs shown in the feedback must contain
+    feedback_lacks: tuple[str, ...] = ()  # strings no feedback page may contain (sources included)
     message_has: tuple[str, ...] = ()
 
 
 @dataclass
 class WrongAnswer:
-    """A realistic mistake: answer cells replaced; the feedback must name the cause."""
+    """A realistic mistake (or two, in exercises that do not use each other's answers, so that each is seen
+    by its own checks): answer cells replaced; the feedback's outputs must name every cause.
+
+    A cause is text of the failure message as it is shown, with the values it was formatted with (or its
+    `AssertionError: ` prefix): text that no cell's source holds, so that it cannot match a check's source,
+    or the source lines a traceback quotes. test_grader_class.py checks that on the honest student's page.
+    """
 
     name: str
     answers: dict[str, str]
-    cause: str  # text the feedback (the failing self-check's message) must show
+    cause: str | tuple[str, ...]  # text the outputs in the feedback (failing checks' messages) must show
+
+    @property
+    def causes(self) -> tuple[str, ...]:
+        return (self.cause,) if isinstance(self.cause, str) else self.cause
 
 
 SNAPSHOT_STATE_NOT_PURE = """def snapshot(module):
@@ -70,22 +80,39 @@ RESTORE_WITH_PLAIN_TEMPLATE = """def restore_onto(path, template_state, mesh, sp
 WRONG_ANSWERS: dict[str, list[WrongAnswer]] = {
     "01_snapshot": [
         WrongAnswer(
-            "state-not-pure-dict", {"snapshot_solution": SNAPSHOT_STATE_NOT_PURE}, "Was nnx.to_pure_dict called?"
+            "state-not-pure-dict",
+            {"snapshot_solution": SNAPSHOT_STATE_NOT_PURE},
+            "the top level is a State, not a plain dict. Was nnx.to_pure_dict called?",
         ),
-        WrongAnswer("keys-compared-raw", {"changed_paths_solution": CHANGED_PATHS_RAW_KEYS}, "Keys?"),
+        WrongAnswer(
+            "keys-compared-raw",
+            {"changed_paths_solution": CHANGED_PATHS_RAW_KEYS},
+            "'pipeline/stages/0/rngs/noise/key']. Keys?",
+        ),
     ],
     "03_update": [
-        WrongAnswer("no-nnx-update", {"restore_into_solution": RESTORE_WITHOUT_UPDATE}, "was nnx.update called?"),
-        WrongAnswer("stale-reversed", {"stale_leaves_solution": STALE_LEAVES_REVERSED}, "every trained leaf is stale"),
+        WrongAnswer(
+            "no-nnx-update",
+            {"restore_into_solution": RESTORE_WITHOUT_UPDATE},
+            "AssertionError: the restored model still equals the fresh one: was nnx.update called?",
+        ),
+        WrongAnswer(
+            "stale-reversed",
+            {"stale_leaves_solution": STALE_LEAVES_REVERSED},
+            "every trained leaf is stale: expected ['dropout/rngs/count', 'hidden/bias', 'hidden/kernel', "
+            "'output/bias', 'output/kernel'], got []",
+        ),
     ],
     "07_sharding": [
         WrongAnswer(
-            "template-unsharded", {"sharded_template_solution": TEMPLATE_WITHOUT_SHARDING}, "use NamedSharding"
+            "template-unsharded",
+            {"sharded_template_solution": TEMPLATE_WITHOUT_SHARDING},
+            "memory_kind=device): use NamedSharding",
         ),
         WrongAnswer(
             "restored-with-plain-template",
             {"restore_onto_solution": RESTORE_WITH_PLAIN_TEMPLATE},
-            "did you restore with the sharded template",
+            "memory_kind=device): did you restore with the sharded template",
         ),
     ],
 }
@@ -181,7 +208,7 @@ def honest_and_forged(simulated: SimulatedClass, tmp: Path) -> None:
         simulated.add(
             f"wrong-{wrong.name}",
             dump(with_answers(full, wrong.answers)),
-            Expect("partial", feedback_has=(wrong.cause,)),
+            Expect("partial", feedback_has=wrong.causes),
         )
 
 
