@@ -140,22 +140,7 @@ def run_class(simulated: SimulatedClass, out: Path, **settings) -> list[dict]:
     return rows
 
 
-# 06 starts training processes from the notebook; inside the sandbox its solution stalled (seen once: no
-# progress for 6 minutes, not yet diagnosed), so its class is not graded here until that is understood.
-SANDBOX_UNVERIFIED = {
-    "06_production": "06 starts training subprocesses; its run in the sandbox stalled, not yet diagnosed"
-}
-
-
-@pytest.mark.parametrize(
-    "assignment",
-    [
-        pytest.param(name, marks=pytest.mark.skip(reason=SANDBOX_UNVERIFIED[name]))
-        if name in SANDBOX_UNVERIFIED
-        else name
-        for name in ASSIGNMENTS
-    ],
-)
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_simulated_class(assignment, tmp_path):
     simulated = SimulatedClass(assignment, tmp_path / "submissions")
     honest_and_forged(simulated, tmp_path)

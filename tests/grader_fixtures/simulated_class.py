@@ -77,6 +77,229 @@ RESTORE_WITH_PLAIN_TEMPLATE = """def restore_onto(path, template_state, mesh, sp
     return ocp.StandardCheckpointer().restore(path, template_state)
 """
 
+# 02_persist
+SAVE_WITHOUT_WAITING = """def save_snapshot(path: str, snapshot: dict) -> None:
+    path = os.path.abspath(path)
+    if os.path.exists(path):
+        raise FileExistsError(f"{path} already exists")
+    ocp.StandardCheckpointer().save(path, snapshot)
+"""
+LOAD_WITHOUT_TEMPLATE = """def load_snapshot(path: str, template: dict) -> dict:
+    return ocp.StandardCheckpointer().restore(os.path.abspath(path))
+"""
+LOAD_WITH_OWN_TEMPLATE = """def load_snapshot(path: str, template: dict) -> dict:
+    course_template = triple_snapshot(*make_triple(config))  # the template argument is not used
+    return ocp.StandardCheckpointer().restore(os.path.abspath(path), course_template)
+"""
+
+# 04_pipeline
+BATCHES_PLAIN_INT_CURSOR = """class CheckpointableBatches(nnx.Module):
+    def __init__(self, source, batch_size, *, seed):
+        self.source = source
+        self.batch_size = batch_size
+        self.rngs = nnx.Rngs(shuffle=seed)
+        self.epoch = 0
+        self.position = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        key = jax.random.fold_in(self.rngs.shuffle.key[...], self.epoch)
+        order = jax.random.permutation(key, len(self.source))
+        indices = order[self.position : self.position + self.batch_size]
+        self.position += len(indices)
+        if self.position == len(self.source):
+            self.epoch, self.position = self.epoch + 1, 0
+        return {**self.source.read(indices), "indices": indices}
+"""
+BATCHES_DATASET_IN_STATE = """class CheckpointableBatches(nnx.Module):
+    def __init__(self, source, batch_size, *, seed):
+        self.source = source
+        self.batch_size = batch_size
+        self.rngs = nnx.Rngs(shuffle=seed)
+        self.epoch = nnx.Variable(jnp.asarray(0, jnp.int32))
+        self.position = nnx.Variable(jnp.asarray(0, jnp.int32))
+        self.features = nnx.Variable(jnp.asarray(source.dataset.features))  # the records, kept at hand
+        self.labels = nnx.Variable(jnp.asarray(source.dataset.labels))
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        epoch, position = int(self.epoch[...]), int(self.position[...])
+        order = jax.random.permutation(jax.random.fold_in(self.rngs.shuffle.key[...], epoch), len(self.source))
+        indices = order[position : position + self.batch_size]
+        position += len(indices)
+        if position == len(self.source):
+            epoch, position = epoch + 1, 0
+        self.epoch[...] = epoch
+        self.position[...] = position
+        return {"indices": indices, "features": self.features[...][indices], "labels": self.labels[...][indices]}
+"""
+FAST_FORWARD_COUNTS_BATCHES = """def fast_forward(pipeline, step):
+    epoch, batch = divmod(step, pipeline.steps_per_epoch)
+    pipeline._epoch[...] = epoch
+    pipeline._position[...] = batch
+    for stage in pipeline.stages:
+        for _, stream in stage.rngs.items():
+            stream.count[...] = step
+"""
+FAST_FORWARD_WITHOUT_STAGE_RNGS = """def fast_forward(pipeline, step):
+    epoch, batch = divmod(step, pipeline.steps_per_epoch)
+    pipeline._epoch[...] = epoch
+    pipeline._position[...] = batch * pipeline.batch_size
+"""
+
+# 05_triple
+RESTORE_TRIPLE_WITHOUT_UPDATE = """def restore_triple(path, pipeline, model, optimizer):
+    parts = named((pipeline, model, optimizer))
+    template = {name: nnx.to_pure_dict(nnx.state(part)) for name, part in parts.items()}
+    saved = ocp.StandardCheckpointer().restore(os.path.abspath(path), template)
+    for name, part in parts.items():
+        nnx.replace_by_pure_dict(nnx.state(part), saved[name])
+"""
+RESTORE_TRIPLE_WITHOUT_PIPELINE = """def restore_triple(path, pipeline, model, optimizer):
+    parts = named((pipeline, model, optimizer))
+    template = {name: nnx.to_pure_dict(nnx.state(part)) for name, part in parts.items()}
+    saved = ocp.StandardCheckpointer().restore(os.path.abspath(path), template)
+    for name, part in [("model", model), ("optimizer", optimizer)]:  # the pipeline only serves data
+        state = nnx.state(part)
+        nnx.replace_by_pure_dict(state, saved[name])
+        nnx.update(part, state)
+"""
+# RNG streams left out of the checkpoint, consistently: saved without them, restored without them
+SAVE_TRIPLE_WITHOUT_RNGS = """def save_triple(path, pipeline, model, optimizer):
+    parts = named((pipeline, model, optimizer))
+    snapshot = {name: nnx.to_pure_dict(nnx.state(part, nnx.Not(nnx.RngState))) for name, part in parts.items()}
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(os.path.abspath(path), snapshot)
+    checkpointer.wait_until_finished()
+"""
+RESTORE_TRIPLE_WITHOUT_RNGS = """def restore_triple(path, pipeline, model, optimizer):
+    parts = named((pipeline, model, optimizer))
+    states = {name: nnx.state(part, nnx.Not(nnx.RngState)) for name, part in parts.items()}  # RNGs: from the seed
+    template = {name: nnx.to_pure_dict(state) for name, state in states.items()}
+    saved = ocp.StandardCheckpointer().restore(os.path.abspath(path), template)
+    for name, part in parts.items():
+        nnx.replace_by_pure_dict(states[name], saved[name])
+        nnx.update(part, states[name])
+"""
+SAVE_TRIPLE_WITHOUT_OPTIMIZER = """def save_triple(path, pipeline, model, optimizer):
+    snapshot = {"pipeline": nnx.to_pure_dict(nnx.state(pipeline)), "model": nnx.to_pure_dict(nnx.state(model))}
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(os.path.abspath(path), snapshot)
+    checkpointer.wait_until_finished()
+"""
+LATEST_CHECKPOINT_BY_NAME = """def latest_checkpoint(checkpoint_dir, at_or_before=None):
+    names = [name for name in os.listdir(checkpoint_dir) if name.startswith("step_") and "tmp" not in name]
+    if at_or_before is not None:
+        names = [name for name in names if name <= f"step_{at_or_before}"]
+    return int(max(names).removeprefix("step_")) if names else 0
+"""
+TRAIN_LOOP_COUNTS_FROM_ZERO = """def train_with_checkpoints(
+    pipeline, model, optimizer, num_steps, checkpoint_dir=None, checkpoint_every=None, stop_at=None, start_step=0
+):
+    last_step = num_steps if stop_at is None else min(stop_at, num_steps)
+    losses = []
+    for step in range(start_step, last_step):
+        losses.append(float(train_step(model, optimizer, next(pipeline))))
+        if checkpoint_dir is not None and step % checkpoint_every == 0:
+            save_triple(os.path.join(checkpoint_dir, f"step_{step}"), pipeline, model, optimizer)
+    return losses
+"""
+
+# 06_production
+RESUME_WITHOUT_UPDATE = """def resume_or_start(manager, pipeline, model, optimizer):
+    step = manager.latest_step()
+    if step is None:
+        return 0
+    objects = {"pipeline": pipeline, "model": model, "optimizer": optimizer}
+    templates = {name: ocp.args.StandardRestore(nnx.to_pure_dict(nnx.state(obj))) for name, obj in objects.items()}
+    restored = manager.restore(step, args=ocp.args.Composite(**templates))
+    for name, obj in objects.items():
+        nnx.replace_by_pure_dict(nnx.state(obj), restored[name])
+    return int(step)
+"""
+RESUME_MODEL_ONLY = """def resume_or_start(manager, pipeline, model, optimizer):
+    step = manager.latest_step()
+    if step is None:
+        return 0
+    template = nnx.to_pure_dict(nnx.state(model))
+    restored = manager.restore(step, args=ocp.args.Composite(model=ocp.args.StandardRestore(template)))
+    state = nnx.state(model)
+    nnx.replace_by_pure_dict(state, restored["model"])
+    nnx.update(model, state)
+    return int(step)
+"""
+RESUME_AT_NEXT_STEP = """def resume_or_start(manager, pipeline, model, optimizer):
+    step = manager.latest_step()
+    if step is None:
+        return 0
+    objects = {"pipeline": pipeline, "model": model, "optimizer": optimizer}
+    templates = {name: ocp.args.StandardRestore(nnx.to_pure_dict(nnx.state(obj))) for name, obj in objects.items()}
+    restored = manager.restore(step, args=ocp.args.Composite(**templates))
+    for name, obj in objects.items():
+        state = nnx.state(obj)
+        nnx.replace_by_pure_dict(state, restored[name])
+        nnx.update(obj, state)
+    return int(step) + 1  # continue with the next step
+"""
+RESUME_FROM_NEWEST_FOLDER = """def resume_or_start(manager, pipeline, model, optimizer):
+    import os
+
+    names = os.listdir(manager.directory)
+    steps = [int(name.split(".")[0]) for name in names if name.split(".")[0].isdigit()]
+    if not steps:
+        return 0
+    step = max(steps)
+    objects = {"pipeline": pipeline, "model": model, "optimizer": optimizer}
+    templates = {name: ocp.args.StandardRestore(nnx.to_pure_dict(nnx.state(obj))) for name, obj in objects.items()}
+    restored = manager.restore(step, args=ocp.args.Composite(**templates))
+    for name, obj in objects.items():
+        state = nnx.state(obj)
+        nnx.replace_by_pure_dict(state, restored[name])
+        nnx.update(obj, state)
+    return step
+"""
+
+# 08_capstone: planted bugs of the script left unfixed
+SNAPSHOT_PIPELINE_WITHOUT_RNGS = """def snapshot_for_checkpoint(step, pipeline, model, optimizer):  # noqa: F811
+    return {
+        "step": step,
+        "model": nnx.to_pure_dict(nnx.state(model)),
+        "optimizer": nnx.to_pure_dict(nnx.state(optimizer)),
+        "pipeline": nnx.to_pure_dict(nnx.state(pipeline, nnx.Not(nnx.RngState))),
+    }
+"""
+SNAPSHOT_WITHOUT_OPTIMIZER = """def snapshot_for_checkpoint(step, pipeline, model, optimizer):  # noqa: F811
+    return {
+        "step": step,
+        "model": nnx.to_pure_dict(nnx.state(model)),
+        "pipeline": nnx.to_pure_dict(nnx.state(pipeline)),
+    }
+"""
+RESTORE_CHECKPOINT_STEP_PLUS_ONE = """def restore_checkpoint(path, config):  # noqa: F811
+    pipeline, model, optimizer = make_triple(config)
+    saved = CHECKPOINTER.restore(path, snapshot_for_checkpoint(0, pipeline, model, optimizer))
+    for name, part in [("pipeline", pipeline), ("model", model), ("optimizer", optimizer)]:
+        part_state = nnx.state(part)
+        nnx.replace_by_pure_dict(part_state, saved[name])
+        nnx.update(part, part_state)
+    return pipeline, model, optimizer, int(saved["step"]) + 1  # resume at the next step
+"""
+RESTORE_CHECKPOINT_MODEL_NOT_UPDATED = """def restore_checkpoint(path, config):  # noqa: F811
+    pipeline, model, optimizer = make_triple(config)
+    saved = CHECKPOINTER.restore(path, snapshot_for_checkpoint(0, pipeline, model, optimizer))
+    model_state = nnx.state(model)
+    nnx.replace_by_pure_dict(model_state, saved["model"])
+    for name, part in [("pipeline", pipeline), ("optimizer", optimizer)]:
+        part_state = nnx.state(part)
+        nnx.replace_by_pure_dict(part_state, saved[name])
+        nnx.update(part, part_state)
+    return pipeline, model, optimizer, int(saved["step"])
+"""
+
 WRONG_ANSWERS: dict[str, list[WrongAnswer]] = {
     "01_snapshot": [
         WrongAnswer(
@@ -113,6 +336,114 @@ WRONG_ANSWERS: dict[str, list[WrongAnswer]] = {
             "restored-with-plain-template",
             {"restore_onto_solution": RESTORE_WITH_PLAIN_TEMPLATE},
             "memory_kind=device): did you restore with the sharded template",
+        ),
+    ],
+    "02_persist": [
+        WrongAnswer(
+            "no-wait-and-no-template",
+            {"save_snapshot_solution": SAVE_WITHOUT_WAITING, "load_snapshot_solution": LOAD_WITHOUT_TEMPLATE},
+            ("]: was wait_until_finished called?", "came back as ['0']: was the template passed to restore?"),
+        ),
+        WrongAnswer(
+            "own-template",
+            {"load_snapshot_solution": LOAD_WITH_OWN_TEMPLATE},
+            "restore item and on-disk value metadata tree structures do not match",
+        ),
+    ],
+    "04_pipeline": [
+        WrongAnswer(
+            "plain-int-cursor-and-batch-position",
+            {"batches_solution": BATCHES_PLAIN_INT_CURSOR, "fast_forward_solution": FAST_FORWARD_COUNTS_BATCHES},
+            (
+                "serves other records at step 0: is every cursor, counter and key in nnx Variables",
+                "_position: 4 vs 128 (values differ)",
+            ),
+        ),
+        WrongAnswer(
+            "dataset-in-state-and-stage-rngs-left-out",
+            {"batches_solution": BATCHES_DATASET_IN_STATE, "fast_forward_solution": FAST_FORWARD_WITHOUT_STAGE_RNGS},
+            (
+                "the snapshot holds 18452 bytes: is the data or the epoch's order stored as an attribute?",
+                "stages/0/rngs/noise/count: 0 vs 20 (values differ)",
+            ),
+        ),
+    ],
+    "05_triple": [
+        WrongAnswer(
+            "no-update-and-steps-from-zero",
+            {
+                "restore_triple_solution": RESTORE_TRIPLE_WITHOUT_UPDATE,
+                "train_loop_solution": TRAIN_LOOP_COUNTS_FROM_ZERO,
+            },
+            (
+                "AssertionError: the restored objects still equal fresh ones: was nnx.update called for each part?",
+                "save after step s when s % checkpoint_every == 0, counting steps from 1",
+            ),
+        ),
+        WrongAnswer(
+            "pipeline-left-out-and-latest-by-name",
+            {
+                "restore_triple_solution": RESTORE_TRIPLE_WITHOUT_PIPELINE,
+                "latest_checkpoint_solution": LATEST_CHECKPOINT_BY_NAME,
+            },
+            ("pipeline/_position: 0 vs 160 (values differ)", "gave 5, expected 100: compare the numbers as ints"),
+        ),
+        WrongAnswer(
+            "optimizer-left-out",
+            {"save_triple_solution": SAVE_TRIPLE_WITHOUT_OPTIMIZER},
+            "the checkpoint's top-level keys are ['model', 'pipeline']",
+        ),
+        WrongAnswer(
+            "rngs-left-out",
+            {"save_triple_solution": SAVE_TRIPLE_WITHOUT_RNGS, "restore_triple_solution": RESTORE_TRIPLE_WITHOUT_RNGS},
+            "model/dropout/rngs/count: 0 vs 5 (values differ)",
+        ),
+    ],
+    "06_production": [
+        WrongAnswer(
+            "no-nnx-update",
+            {"resume_or_start_solution": RESUME_WITHOUT_UPDATE},
+            "AssertionError: the resumed model still equals a fresh one: was nnx.update called on each object?",
+        ),
+        WrongAnswer(
+            "model-only",
+            {"resume_or_start_solution": RESUME_MODEL_ONLY},
+            "differ from checkpoint 30 (was every object, pipeline and optimizer included, restored, from the "
+            "latest step?)",
+        ),
+        WrongAnswer(
+            "resumes-at-next-step",
+            {"resume_or_start_solution": RESUME_AT_NEXT_STEP},
+            "resume_or_start returned 31; the latest checkpoint is 30",
+        ),
+        WrongAnswer(
+            "newest-folder-even-uncommitted",
+            {"resume_or_start_solution": RESUME_FROM_NEWEST_FOLDER},
+            "checkpoints/8 not found.",
+        ),
+    ],
+    "08_capstone": [
+        WrongAnswer(
+            "rng-filter-and-plus-one-left",
+            {
+                "capstone_snapshot_solution": SNAPSHOT_PIPELINE_WITHOUT_RNGS,
+                "capstone_restore_solution": RESTORE_CHECKPOINT_STEP_PLUS_ONE,
+            },
+            (
+                "snapshot['pipeline'] is not the pipeline's full state (a filter left leaves out?)",
+                "rngs/shuffle/count: present vs missing (only in the pipeline)",
+                "resumes at step 6: run_training adds 1 itself (off by one?)",
+            ),
+        ),
+        WrongAnswer(
+            "optimizer-left-out",
+            {"capstone_snapshot_solution": SNAPSHOT_WITHOUT_OPTIMIZER},
+            "the snapshot has no ['optimizer']: a resumed run starts those from scratch",
+        ),
+        WrongAnswer(
+            "model-not-updated",
+            {"capstone_restore_solution": RESTORE_CHECKPOINT_MODEL_NOT_UPDATED},
+            "AssertionError: the restored model still equals a fresh one: was nnx.update called?",
         ),
     ],
 }
