@@ -91,11 +91,12 @@ def command(
     for etc in ("/etc/fonts", "/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives"):
         if os.path.exists(etc):
             args += ["--ro-bind", etc, etc]
-    for root in _read_only_roots():
-        args += _dirs_for(root, made) + ["--ro-bind", str(root), str(root)]
+    # The private /tmp first: a repository or venv that lives under /tmp (a CI clone) is bound into it after.
     args += ["--proc", "/proc", "--dev", "/dev"]
     args += ["--size", str(limits.tmp_bytes), "--perms", "1777", "--tmpfs", "/tmp"]
     made.add(Path("/tmp"))
+    for root in _read_only_roots():
+        args += _dirs_for(root, made) + ["--ro-bind", str(root), str(root)]
     writable = writable.resolve()
     args += _dirs_for(writable, made) + ["--bind", str(writable), str(writable)]
     args += ["--chdir", str(chdir or writable)]
