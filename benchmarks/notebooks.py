@@ -7,18 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
 
-from grader.execute import wait_in_slices
-
-
-class SlicedClient(NotebookClient):
-    """nbclient whose waits for replies cannot miss one (see grader.execute.wait_in_slices)."""
-
-    async def async_start_new_kernel_client(self):
-        kernel_client = await super().async_start_new_kernel_client()
-        wait_in_slices(self)
-        return kernel_client
+from grader.execute import SlicedClient
 
 
 @dataclass(frozen=True)

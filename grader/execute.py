@@ -98,7 +98,16 @@ def wait_in_slices(client: NotebookClient, slice_seconds: float = NUDGE_SECONDS)
     channel.get_msg = get_msg
 
 
-class RecordingClient(NotebookClient):
+class SlicedClient(NotebookClient):
+    """nbclient whose waits for kernel replies cannot miss one (see `wait_in_slices`)."""
+
+    async def async_start_new_kernel_client(self):
+        kernel_client = await super().async_start_new_kernel_client()
+        wait_in_slices(self)
+        return kernel_client
+
+
+class RecordingClient(SlicedClient):
     """nbclient, recording errors per cell as the messages arrive, and capping the size of outputs."""
 
     def __init__(self, *args, **kwargs):
@@ -106,11 +115,6 @@ class RecordingClient(NotebookClient):
         self.records: dict[int, CellRecord] = {}
         self._chars: dict[int, int] = {}
         self._total_chars = 0
-
-    async def async_start_new_kernel_client(self):
-        kernel_client = await super().async_start_new_kernel_client()
-        wait_in_slices(self)
-        return kernel_client
 
     def output(self, outs, msg, display_id, cell_index):
         record = self.records.get(cell_index)

@@ -1,4 +1,4 @@
-"""The course's compilation cache: on by default, off on request, never in the way of a read-only home."""
+"""The course's compilation cache: off unless asked for, and never in the way of an unwritable folder."""
 
 import subprocess
 import sys

@@ -8,17 +8,9 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
-from grader import sandbox
 from tests.grader_fixtures import attacks
 from tests.grader_fixtures.simulated_class import Expect, SimulatedClass, dump, hostile, released, with_cell
-from tests.test_grader_class import ASSIGNMENTS, check_rows, run_class
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not sandbox.availability()[0], reason="no sandbox: " + sandbox.availability()[1]),
-]
+from tests.test_grader_class import ASSIGNMENTS, check_rows, pytestmark, run_class  # noqa: F401 (marks)
 
 
 def test_hostile_class(tmp_path):

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from grader import sandbox
 from grader.paths import assignments
-from tests.test_grader_class import THIS_FILE, grade_and_check
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not sandbox.availability()[0], reason="no sandbox: " + sandbox.availability()[1]),
-]
+from tests.test_grader_class import THIS_FILE, grade_and_check, pytestmark  # noqa: F401 (the same marks)
 
 
 @pytest.mark.parametrize("assignment", [name for name in assignments() if name not in THIS_FILE])

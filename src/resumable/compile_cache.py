@@ -1,7 +1,8 @@
 """A persistent JAX compilation cache shared by the course's notebooks, tests and jobs.
 
 Every notebook compiles the same train step and the same small eager operations. Loading them from a
-cache instead of compiling again saves seconds and about 80 MB of peak memory per kernel. A cached
+cache instead of compiling again saves seconds and some peak memory per kernel (notebook 04: 11.0 s and
+417 MB cold, 9.3 s and 387 MB warm). A cached
 program is the program that would have been compiled, so results are bit-identical with or without it.
 """
 

@@ -209,8 +209,8 @@ TRAIN_LOOP_COUNTS_FROM_ZERO = """def train_with_checkpoints(
     return losses
 """
 
-# 06_production
-RESUME_WITHOUT_UPDATE = """def resume_or_start(manager, pipeline, model, optimizer):
+# 06_production: each mistake is the correct answer with one part changed
+_RESUME = """def resume_or_start(manager, pipeline, model, optimizer):
     step = manager.latest_step()
     if step is None:
         return 0
@@ -218,9 +218,27 @@ RESUME_WITHOUT_UPDATE = """def resume_or_start(manager, pipeline, model, optimiz
     templates = {name: ocp.args.StandardRestore(nnx.to_pure_dict(nnx.state(obj))) for name, obj in objects.items()}
     restored = manager.restore(step, args=ocp.args.Composite(**templates))
     for name, obj in objects.items():
-        nnx.replace_by_pure_dict(nnx.state(obj), restored[name])
+        state = nnx.state(obj)
+        nnx.replace_by_pure_dict(state, restored[name])
+        nnx.update(obj, state)
     return int(step)
 """
+
+
+def _variant(source: str, old: str, new: str) -> str:
+    assert source.count(old) == 1, old
+    return source.replace(old, new)
+
+
+RESUME_WITHOUT_UPDATE = _variant(
+    _RESUME,
+    """        state = nnx.state(obj)
+        nnx.replace_by_pure_dict(state, restored[name])
+        nnx.update(obj, state)
+""",
+    """        nnx.replace_by_pure_dict(nnx.state(obj), restored[name])
+""",
+)
 RESUME_MODEL_ONLY = """def resume_or_start(manager, pipeline, model, optimizer):
     step = manager.latest_step()
     if step is None:
@@ -232,36 +250,28 @@ RESUME_MODEL_ONLY = """def resume_or_start(manager, pipeline, model, optimizer):
     nnx.update(model, state)
     return int(step)
 """
-RESUME_AT_NEXT_STEP = """def resume_or_start(manager, pipeline, model, optimizer):
-    step = manager.latest_step()
+RESUME_AT_NEXT_STEP = _variant(
+    _RESUME, "    return int(step)\n", "    return int(step) + 1  # continue with the next step\n"
+)
+RESUME_FROM_NEWEST_FOLDER = _variant(
+    _variant(
+        _RESUME,
+        """    step = manager.latest_step()
     if step is None:
         return 0
-    objects = {"pipeline": pipeline, "model": model, "optimizer": optimizer}
-    templates = {name: ocp.args.StandardRestore(nnx.to_pure_dict(nnx.state(obj))) for name, obj in objects.items()}
-    restored = manager.restore(step, args=ocp.args.Composite(**templates))
-    for name, obj in objects.items():
-        state = nnx.state(obj)
-        nnx.replace_by_pure_dict(state, restored[name])
-        nnx.update(obj, state)
-    return int(step) + 1  # continue with the next step
-"""
-RESUME_FROM_NEWEST_FOLDER = """def resume_or_start(manager, pipeline, model, optimizer):
-    import os
+""",
+        """    import os
 
     names = os.listdir(manager.directory)
     steps = [int(name.split(".")[0]) for name in names if name.split(".")[0].isdigit()]
     if not steps:
         return 0
     step = max(steps)
-    objects = {"pipeline": pipeline, "model": model, "optimizer": optimizer}
-    templates = {name: ocp.args.StandardRestore(nnx.to_pure_dict(nnx.state(obj))) for name, obj in objects.items()}
-    restored = manager.restore(step, args=ocp.args.Composite(**templates))
-    for name, obj in objects.items():
-        state = nnx.state(obj)
-        nnx.replace_by_pure_dict(state, restored[name])
-        nnx.update(obj, state)
-    return step
-"""
+""",
+    ),
+    "    return int(step)\n",
+    "    return step\n",
+)
 
 # 08_capstone: planted bugs of the script left unfixed
 SNAPSHOT_PIPELINE_WITHOUT_RNGS = """def snapshot_for_checkpoint(step, pipeline, model, optimizer):  # noqa: F811
