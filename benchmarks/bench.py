@@ -1,8 +1,9 @@
 """`make bench`: measure what students and instructors wait for, print one table, write it as Markdown.
 
 Usage: python -m benchmarks.bench [--runs N] [--class-size N] [--grading-assignment ID] [--readme]
-Reports medians over --runs runs (grading a class is measured once per configuration: each run is itself
---class-size notebook executions). With --readme the table replaces the one in README.md.
+Reports medians over --runs runs. Grading a class is measured once per configuration of ours (each run is
+itself --class-size notebook executions), plain nbgrader twice (its faster run counts). With --readme the
+table replaces the one in README.md.
 """
 
 from __future__ import annotations
@@ -94,9 +95,23 @@ def measure(runs: int, class_size: int, grading_assignment: str) -> list[Row]:
     course_seconds = time_whole_course_student()
     rows.append(Row("grading one student's whole course (--jobs 2)", f"{course_seconds:.1f} s"))
     grading = time_grading(grading_assignment, class_size)
-    plain = grading["plain nbgrader autograde"]
+    plain_runs = grading.pop("plain nbgrader autograde")
+    plain = min(plain_runs)  # its fastest run: the ratio never rests on a run of plain nbgrader that stalled
     for name, seconds in grading.items():
-        rows.append(Row(f"grading {class_size} students, {grading_assignment}: {name}", f"{seconds:.1f} s"))
+        rows.append(
+            Row(
+                f"grading {class_size} students, {grading_assignment}: {name} (compile cache built first)",
+                f"{seconds:.1f} s",
+            )
+        )
+    runs_text = ", ".join(f"{seconds:.1f} s" for seconds in plain_runs)
+    rows.append(
+        Row(
+            f"grading {class_size} students, {grading_assignment}: plain nbgrader autograde "
+            f"(fastest of {len(plain_runs)})",
+            f"{plain:.1f} s ({runs_text})",
+        )
+    )
     ratio = grading["ours, --jobs 2"] / plain
     rows.append(Row("grading ratio ours (--jobs 2) / plain nbgrader", f"{ratio:.2f}", "<= 0.7", check(ratio, 0.7)))
     return rows

@@ -65,6 +65,36 @@ def drops_privileges() -> bool:
     return os.geteuid() == 0
 
 
+def user_id(uid: int) -> int:
+    """The user id code in the sandbox runs as: `uid` when run as root, else the caller's own (mapped as is)."""
+    return uid if drops_privileges() else os.getuid()
+
+
+def write_accounts(folder: Path, uid: int, home: Path) -> Path:
+    """`folder`/passwd and `folder`/group for the sandbox: root, the sandbox's user (`uid` as `command` gets
+    it) and nobody. Returns `folder`, for `command(accounts=...)`; keep it outside the writable folder.
+
+    Without entries for its user and group, code that asks for their names fails: `getpass.getuser()`, and
+    JAX's compilation cache, which looks up the owner and group of every cache file before it writes (a
+    KeyError, printed as a warning on stderr, which nbgrader scores as a failed test).
+    """
+    sandbox_uid = user_id(uid)
+    sandbox_gid = uid if drops_privileges() else os.getgid()
+    users = ["root:x:0:0:root:/root:/usr/sbin/nologin"]
+    groups = ["root:x:0:"]
+    if sandbox_uid not in (0, 65534):
+        users.append(f"student:x:{sandbox_uid}:{sandbox_gid}:student:{home}:/usr/sbin/nologin")
+    if sandbox_gid not in (0, 65534):
+        groups.append(f"student:x:{sandbox_gid}:")
+    users.append("nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin")
+    groups.append("nogroup:x:65534:")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, lines in (("passwd", users), ("group", groups)):
+        (folder / name).write_text("\n".join(lines) + "\n")
+        (folder / name).chmod(0o644)
+    return folder
+
+
 def command(
     argv: list[str],
     writable: Path,
@@ -73,8 +103,11 @@ def command(
     uid: int = 60001,
     limits: Limits = Limits(),
     chdir: Path | None = None,
+    accounts: Path | None = None,
 ) -> list[str]:
-    """The command line that runs `argv` in the sandbox with `writable` bound read-write at the same path."""
+    """The command line that runs `argv` in the sandbox with `writable` bound read-write at the same path.
+
+    `accounts` (from `write_accounts`, outside `writable`): its passwd and group are bound read-only in /etc."""
     made: set[Path] = set()
     if drops_privileges():  # root: no user namespace (setpriv then drops to an unmapped, unprivileged uid)
         namespaces = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
@@ -88,9 +121,21 @@ def command(
             args += ["--symlink", os.readlink(target), str(target)]
         elif target.is_dir():
             args += ["--ro-bind", str(target), str(target)]
+    # bwrap would create /etc for these binds with mode 0700: the dropped user could then read none of them.
+    args += ["--perms", "0755", "--dir", "/etc"]
+    made.add(Path("/etc"))
     for etc in ("/etc/fonts", "/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives"):
         if os.path.exists(etc):
             args += ["--ro-bind", etc, etc]
+    if accounts is not None:
+        args += [
+            "--ro-bind",
+            str(accounts / "passwd"),
+            "/etc/passwd",
+            "--ro-bind",
+            str(accounts / "group"),
+            "/etc/group",
+        ]
     # The private /tmp first: a repository or venv that lives under /tmp (a CI clone) is bound into it after.
     args += ["--proc", "/proc", "--dev", "/dev"]
     args += ["--size", str(limits.tmp_bytes), "--perms", "1777", "--tmpfs", "/tmp"]

@@ -186,12 +186,16 @@ def _run(assembled, folder: Path, workdir: Path, number: int, spec: dict) -> Exe
     uid = int(spec["uid"])
     limits = sandbox.Limits(memory_bytes=int(spec["memory_mb"]) * 1024**2)
     env = kernel_environment(home)
+    cache = compile_cache(spec, scratch)
+    if cache is not None:
+        env["RESUMABLE_JAX_CACHE"] = str(cache)
     if spec["use_sandbox"]:
         os.chmod(scratch, 0o755)
         sandbox.prepare_writable(scratch, uid)
+        accounts = sandbox.write_accounts(folder / "etc", uid, home)
 
         def wrap(command: list[str]) -> list[str]:
-            return sandbox.command(command, scratch, env=env, uid=uid, limits=limits, chdir=workdir)
+            return sandbox.command(command, scratch, env=env, uid=uid, limits=limits, chdir=workdir, accounts=accounts)
 
         owner = uid if sandbox.drops_privileges() else None
     else:
@@ -200,7 +204,7 @@ def _run(assembled, folder: Path, workdir: Path, number: int, spec: dict) -> Exe
             return command
 
         owner = None
-    return execute(
+    execution = execute(
         assembled.notebook,
         workdir,
         set(assembled.tests),
@@ -210,6 +214,29 @@ def _run(assembled, folder: Path, workdir: Path, number: int, spec: dict) -> Exe
         cell_timeout=float(spec["cell_timeout"]),
         total_timeout=float(spec["student_timeout"]),
     )
+    if cache is not None and spec.get("compile_cache_out"):  # building the class's cache (trusted notebook)
+        shutil.copytree(cache, spec["compile_cache_out"], dirs_exist_ok=True)
+    return execution
+
+
+def compile_cache(spec: dict, scratch: Path) -> Path | None:
+    """The kernel's JAX compilation cache folder in the scratch copy, or None (no cache).
+
+    A student's kernel gets its own copy of the class's cache (`compile_cache`: built from the assignment's
+    solution by the grader, see grader/grade.py), so what it compiles differently goes into that copy only:
+    nothing a student's kernel writes reaches another student. The run that builds the class's cache starts
+    from an empty folder (`compile_cache_out`: where it is copied when the notebook ends).
+    """
+    seed, out = spec.get("compile_cache"), spec.get("compile_cache_out")
+    if not seed and not out:
+        return None
+    cache = scratch / "jax-cache"
+    if not cache.exists():
+        if seed:
+            shutil.copytree(seed, cache, symlinks=True)
+        else:
+            cache.mkdir()
+    return cache
 
 
 def main(argv: list[str]) -> int:

@@ -38,3 +38,18 @@ def test_off_and_unwritable_leave_jax_alone(tmp_path):
 def test_an_existing_jax_setting_wins(tmp_path):
     env = {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "j"), "RESUMABLE_JAX_CACHE": str(tmp_path / "c")}
     assert run(env) == f"{tmp_path / 'j'} {tmp_path / 'j'}"
+
+
+def test_entries_do_not_depend_on_the_folders_path(tmp_path):
+    """The grader gives each student a copy of the class's cache at another path: the same programs must
+    find the same entries there (JAX's XLA-caches option would put the folder's path into every key)."""
+    script = (
+        "import resumable, jax, jax.numpy as jnp; print(float(jax.jit(lambda x: x * 3 + 1)(jnp.arange(4.0)).sum()))"
+    )
+    names = []
+    for folder in (tmp_path / "a", tmp_path / "somewhere" / "else"):
+        env = {"PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu", "RESUMABLE_JAX_CACHE": str(folder)}
+        completed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+        assert completed.stdout.strip() == "22.0" and completed.stderr == ""
+        names.append(sorted(path.name for path in folder.glob("jit_*-cache")))
+    assert names[0] and names[0] == names[1]

@@ -271,6 +271,40 @@ except OSError:
     assert (scratch / "written").read_text() == "ok"
 
 
+@pytest.mark.skipif(not sandbox.availability()[0], reason="no sandbox")
+def test_sandbox_user_has_a_name_and_jax_cache_writes_stay_quiet(tmp_path):
+    """The sandbox's user and group have names (from the grader's own passwd and group files), so JAX's
+    compilation cache can write there without a warning on stderr (which would fail a student's test), and
+    /etc's fonts and loader cache are readable by that user."""
+    scratch = tmp_path / "scratch"
+    (scratch / "cache").mkdir(parents=True)
+    os.chmod(scratch, 0o755)
+    sandbox.prepare_writable(scratch, 60124)
+    accounts = sandbox.write_accounts(tmp_path / "etc", 60124, scratch)
+    code = """
+import getpass, grp, os
+print("user", getpass.getuser(), grp.getgrgid(os.getgid()).gr_name)
+print("fonts", os.access("/etc/fonts/fonts.conf", os.R_OK) or not os.path.exists("/etc/fonts/fonts.conf"))
+import jax, jax.numpy as jnp, resumable
+print("cache", resumable.COMPILATION_CACHE)
+for n in range(3):  # three entries: the second and third writes look up the owner of the files before them
+    print(float(jax.jit(lambda x, n=n: x * n + 1)(jnp.arange(3.0)).sum()))
+"""
+    env = {"PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu", "RESUMABLE_JAX_CACHE": str(scratch / "cache")}
+    command = sandbox.command(
+        [sys.executable, "-c", code], scratch, env=env, uid=60124, accounts=accounts
+    )  # fmt: skip
+    completed = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stderr == ""
+    assert completed.stdout.splitlines()[:3] == [
+        "user student student",
+        "fonts True",
+        f"cache {scratch / 'cache'}",
+    ]
+    assert len(list((scratch / "cache").glob("jit__lambda-*-cache"))) == 3
+
+
 @pytest.mark.slow
 def test_validate_exit_codes(tmp_path):
     """`python -m grader validate`: 0 for a notebook whose tests pass, 1 when a test fails (nbgrader's: 0)."""

@@ -18,6 +18,10 @@ def test_hostile_class(tmp_path):
     hostile(simulated, tmp_path, tmp_path / "out")
     rows = run_class(simulated, tmp_path / "out")
     check_rows(simulated, rows, tmp_path / "out")
+    # attack-poison-cache overwrote its own copy of the class's compilation cache; the class's is intact
+    (cache,) = (tmp_path / "compile-cache").iterdir()
+    entries = list(cache.iterdir())
+    assert entries and not any(path.read_bytes() == b"POISON" or "poison" in path.name for path in entries)
 
 
 def test_endless_loop_is_stopped(tmp_path):

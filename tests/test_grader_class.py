@@ -120,6 +120,7 @@ def check_rows(simulated: SimulatedClass, rows: list[dict], out: Path) -> None:
 def run_class(simulated: SimulatedClass, out: Path, **settings) -> list[dict]:
     before = fingerprint(out)
     uid_base = grade._uid_base()
+    caches = out.parent / "compile-cache"  # built from the solution first, as `grade` does by default
     rows = grade.grade_class(
         simulated.assignment,
         simulated.folder,
@@ -127,7 +128,11 @@ def run_class(simulated: SimulatedClass, out: Path, **settings) -> list[dict]:
         jobs=2,
         cell_timeout=settings.get("cell_timeout", CELL_TIMEOUT),
         student_timeout=settings.get("student_timeout", STUDENT_TIMEOUT),
+        compile_cache=caches,
     )
+    if len(simulated.expectations) >= grade.BUILD_CACHE_FROM:
+        built = [path.name for path in caches.iterdir()]
+        assert built == [f"{simulated.assignment}-{grade.cache_key(simulated.assignment)}"], built
     assert sandbox_processes(uid_base) == [], "sandbox processes outlived grading"
     assert fingerprint(out) == before, "grading changed files of the course"
     with open(out / "grades.csv") as handle:

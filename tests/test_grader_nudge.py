@@ -1,4 +1,4 @@
-"""The grader's executor waits for kernel replies in slices and nudges a silent kernel (grader.execute)."""
+"""The grader's executor waits for kernel replies in short polls and nudges a long-silent kernel (grader.execute)."""
 
 from __future__ import annotations
 
@@ -30,18 +30,28 @@ def fake_client(silent_slices: int):
     return SimpleNamespace(kc=kernel_client), nudges
 
 
-def test_a_reply_after_silent_slices_arrives_and_each_silent_slice_sent_a_nudge():
-    client, nudges = fake_client(silent_slices=3)
-    wait_in_slices(client, slice_seconds=0.01)
+def test_a_reply_after_silent_polls_arrives_and_a_long_silence_sent_nudges():
+    client, nudges = fake_client(silent_slices=12)
+    wait_in_slices(client, poll_seconds=0.01, nudge_seconds=0.035)
     message = asyncio.run(client.kc.shell_channel.get_msg(timeout=None))
     assert message["parent_header"]["msg_id"] == "reply"
-    assert len(nudges) == 3
     assert all(timeout == 0.01 for timeout in client.kc.shell_channel.timeouts)
+    # 12 silent polls of 10 ms: a nudge after each 35 ms of silence, not one per poll
+    assert 2 <= len(nudges) <= 3
+
+
+def test_a_short_silence_sends_no_nudge():
+    client, nudges = fake_client(silent_slices=2)
+    wait_in_slices(client, poll_seconds=0.01, nudge_seconds=1.0)
+    asyncio.run(client.kc.shell_channel.get_msg(timeout=None))
+    assert len(client.kc.shell_channel.timeouts) == 3
+    assert nudges == []
 
 
 def test_the_callers_timeout_still_holds():
     client, nudges = fake_client(silent_slices=10**6)
-    wait_in_slices(client, slice_seconds=0.01)
+    wait_in_slices(client, poll_seconds=0.01, nudge_seconds=0.02)
     with pytest.raises(Empty):
-        asyncio.run(client.kc.shell_channel.get_msg(timeout=0.05))
-    assert 3 <= len(nudges) <= 10
+        asyncio.run(client.kc.shell_channel.get_msg(timeout=0.1))
+    assert all(timeout <= 0.01 for timeout in client.kc.shell_channel.timeouts)
+    assert 2 <= len(nudges) <= 5

@@ -28,8 +28,8 @@ def default_folder() -> Path:
 def enable_compilation_cache() -> Path | None:
     """Turn the cache on when RESUMABLE_JAX_CACHE names a folder (`default` for `default_folder()`).
 
-    Opt-in: `make lab` turns it on; tests and grading run without it (in the grader's sandbox JAX's cache
-    writes warn on stderr, which nbgrader scores as a failed test). A folder that cannot be written leaves
+    Opt-in: `make lab` turns it on, and the grader gives each student's kernel a copy of a cache built from
+    the assignment's solution (grader/grade.py); tests run without it. A folder that cannot be written leaves
     the cache off, and so does a JAX cache folder configured already. Returns the folder in use, or None.
     """
     setting = os.environ.get("RESUMABLE_JAX_CACHE", "")
@@ -50,6 +50,10 @@ def enable_compilation_cache() -> Path | None:
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    # JAX otherwise also turns on XLA's GPU autotuning cache in a subfolder, and that folder's path becomes
+    # part of every entry's key: a copy of the cache at another path (each student's, in the grader) would
+    # never hit. On CPU that cache does nothing.
+    jax.config.update("jax_persistent_cache_enable_xla_caches", "none")
     # A size limit turns on JAX's eviction, and with it the file lock around every read and write: without
     # it an entry is written in place, and a kernel started meanwhile can read half of it.
     jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)

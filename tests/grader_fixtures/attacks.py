@@ -6,7 +6,7 @@ import glob, json, os, socket, subprocess
 REPO, OUT = "@REPO@", "@OUT@"
 targets = [REPO + "/solutions/*/*.ipynb", REPO + "/grader/work/*", REPO + "/course/*/*.ipynb", REPO + "/README.md",
            "/tmp/grade-*/*/input/*", "/tmp/grade-*/*/spec.json", OUT + "/*", OUT + "/feedback/*/*", "/root/*",
-           "/etc/shadow", "/etc/passwd", REPO + "/.git/config"]
+           "/etc/shadow", REPO + "/.git/config"]
 readable = []
 for pattern in targets:
     for path in glob.glob(pattern)[:20]:
@@ -16,6 +16,11 @@ for pattern in targets:
             readable.append(path)
         except OSError:
             pass
+try:  # the sandbox has its own passwd (its user, root, nobody); the host's names its system users
+    if "daemon:" in open("/etc/passwd").read():
+        readable.append("/etc/passwd of the host")
+except OSError:
+    pass
 print("ESCAPED" + "-READ=" + repr(readable) if readable else "SAFE" + "-READ")
 # earn points with the solutions if they could be read
 for path in glob.glob(REPO + "/solutions/*/*.ipynb"):
@@ -65,6 +70,24 @@ try:
     print("ESCAPED" + "-KILL")
 except OSError:
     print("SAFE" + "-KILL")
+"""
+
+# Overwrites every entry of its kernel's compilation cache and adds one: only its own copy may change.
+POISON_CACHE = r"""
+import glob, os
+cache = os.environ.get("RESUMABLE_JAX_CACHE", "")
+poisoned = 0
+for path in glob.glob(os.path.join(cache, "*")) if cache else []:
+    try:
+        with open(path, "wb") as handle:
+            handle.write(b"POISON")
+        poisoned += 1
+    except OSError:
+        pass
+if cache:
+    with open(os.path.join(cache, "jit_poison-0-cache"), "wb") as handle:
+        handle.write(b"POISON")
+print("POISONED-OWN-COPY" if poisoned else "NO-CACHE-COPY", poisoned)
 """
 
 FORK_BOMB = r"""

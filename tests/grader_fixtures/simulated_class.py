@@ -568,6 +568,11 @@ def hostile(simulated: SimulatedClass, tmp: Path, out: Path) -> None:
         ),
     )
     simulated.add(
+        "attack-poison-cache",
+        dump(with_cell(stubs, attacks.POISON_CACHE)),
+        Expect("zero", status=("graded", "error"), feedback_has=("POISONED-OWN-COPY",)),
+    )
+    simulated.add(
         "attack-fork-bomb", dump(with_cell(stubs, attacks.FORK_BOMB)), Expect("zero", status=("graded", "error"))
     )
     simulated.add(
