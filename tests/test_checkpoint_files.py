@@ -1,5 +1,6 @@
 """The checkpoint listing (notebook 02's widget callback) and the shapes stored in a checkpoint."""
 
+import logging
 import sys
 
 import orbax.checkpoint as ocp
@@ -97,3 +98,24 @@ def test_orbax_noise_captured_keeps_stderr_and_lets_the_error_through(tmp_path):
             raised = error
     assert captured.getvalue().startswith("noise")
     assert "is not compatible with the stored shape" in str(raised)
+
+
+def test_asyncios_reports_of_abandoned_orbax_reads_are_dropped_and_others_kept():
+    """A report that arrives after the helper's wait (a busy machine) must not reach a cell's stderr."""
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())
+    asyncio_logger = logging.getLogger("asyncio")
+    asyncio_logger.addHandler(handler)
+    try:
+        with orbax_noise_captured(settle_seconds=0):
+            pass
+        asyncio_logger.error(
+            "Task exception was never retrieved\nfuture: <Task finished name='Task-7' coro=<_read_array_index_and_"
+            "device_put() done, defined at /venv/site-packages/orbax/checkpoint/_src/serialization/serialization.py"
+            ":272> exception=ValueError('Requested shape: (8, 24) is not compatible with the stored shape')>"
+        )
+        asyncio_logger.error("Task exception was never retrieved\nfuture: <Task finished coro=<mine() done>>")
+    finally:
+        asyncio_logger.removeHandler(handler)
+    assert records == ["Task exception was never retrieved\nfuture: <Task finished coro=<mine() done>>"]
