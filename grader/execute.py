@@ -72,7 +72,9 @@ POLL_SECONDS = 0.5
 NUDGE_SECONDS = 5.0
 
 
-def wait_in_slices(client: NotebookClient, poll_seconds: float = POLL_SECONDS, nudge_seconds: float = NUDGE_SECONDS):
+def wait_in_slices(
+    client: NotebookClient, poll_seconds: float = POLL_SECONDS, nudge_seconds: float = NUDGE_SECONDS
+) -> None:
     """Make `client`'s shell channel wait for a reply in short polls, nudging the kernel after a long silence.
 
     Seen here (ipykernel 7.4, pyzmq 27, grading 03 and 06): the executor waited for an execute_reply that

@@ -121,9 +121,7 @@ def command(
             args += ["--symlink", os.readlink(target), str(target)]
         elif target.is_dir():
             args += ["--ro-bind", str(target), str(target)]
-    # bwrap would create /etc for these binds with mode 0700: the dropped user could then read none of them.
-    args += ["--perms", "0755", "--dir", "/etc"]
-    made.add(Path("/etc"))
+    args += _dirs_for(Path("/etc/fonts"), made)  # /etc as 0755: bwrap's 0700 would hide all of it from the user
     for etc in ("/etc/fonts", "/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives"):
         if os.path.exists(etc):
             args += ["--ro-bind", etc, etc]

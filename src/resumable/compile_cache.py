@@ -2,8 +2,8 @@
 
 Every notebook compiles the same train step and the same small eager operations. Loading them from a
 cache instead of compiling again saves seconds and some peak memory per kernel (notebook 04: 11.0 s and
-417 MB cold, 9.3 s and 387 MB warm). A cached
-program is the program that would have been compiled, so results are bit-identical with or without it.
+417 MB cold, 9.3 s and 387 MB warm). A cached program is the program that would have been compiled, so
+results are bit-identical with or without it.
 """
 
 from __future__ import annotations

@@ -209,20 +209,22 @@ TRAIN_LOOP_COUNTS_FROM_ZERO = """def train_with_checkpoints(
     return losses
 """
 
-# 06_production: each mistake is the correct answer with one part changed
-_RESUME = """def resume_or_start(manager, pipeline, model, optimizer):
-    step = manager.latest_step()
-    if step is None:
-        return 0
-    objects = {"pipeline": pipeline, "model": model, "optimizer": optimizer}
-    templates = {name: ocp.args.StandardRestore(nnx.to_pure_dict(nnx.state(obj))) for name, obj in objects.items()}
-    restored = manager.restore(step, args=ocp.args.Composite(**templates))
-    for name, obj in objects.items():
-        state = nnx.state(obj)
-        nnx.replace_by_pure_dict(state, restored[name])
-        nnx.update(obj, state)
-    return int(step)
-"""
+
+def solution_answer(assignment: str, grade_id: str) -> str:
+    """The answer in a solution cell, as a student would hand it in: its first line (the `def`) and the lines
+    between the solution markers, without the docstring."""
+    for path in notebooks(assignment, SOLUTIONS):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if nbgrader_meta(cell).get("grade_id") == grade_id:
+                lines = cell.source.splitlines(keepends=True)
+                begin = next(n for n, line in enumerate(lines) if "### BEGIN SOLUTION" in line)
+                end = next(n for n, line in enumerate(lines) if "### END SOLUTION" in line)
+                return lines[0] + "".join(lines[begin + 1 : end])
+    raise KeyError(f"{assignment} has no cell {grade_id}")
+
+
+# 06_production: each mistake is the correct answer (the solution's own) with one part changed
+_RESUME = solution_answer("06_production", "resume_or_start_solution")
 
 
 def _variant(source: str, old: str, new: str) -> str:
