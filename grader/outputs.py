@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
+
+from grader.execute import SlicedClient
 
 CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
 
@@ -35,9 +36,9 @@ def strip(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def refresh(path: Path, timeout: int = 300) -> None:
-    """Execute `path` in its own folder with the current Python's kernel and store the stripped result."""
+    """Execute `path` in its own folder with this Python's kernel (sliced waits); store the stripped result."""
     notebook = nbformat.read(path, as_version=4)
-    NotebookClient(notebook, timeout=timeout, resources={"metadata": {"path": str(path.parent)}}).execute()
+    SlicedClient(notebook, timeout=timeout, resources={"metadata": {"path": str(path.parent)}}).execute()
     nbformat.write(strip(notebook), path)
 
 

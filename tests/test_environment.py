@@ -52,11 +52,11 @@ def test_the_venv_runs_exactly_the_locked_versions():
     assert not wrong, f"locked vs installed: {wrong} (run `make env`)"
 
 
-def test_environment_yml_installs_the_same_lock_on_python_3_11():
+def test_environment_yml_installs_the_same_lock_on_python_3_13():
     spec = yaml.safe_load((REPO / "environment.yml").read_text())
     assert "conda-forge" in spec["channels"]
     conda_packages = [item for item in spec["dependencies"] if isinstance(item, str)]
-    assert "python=3.11" in conda_packages
+    assert "python=3.13" in conda_packages
     pip_section = next(item["pip"] for item in spec["dependencies"] if isinstance(item, dict))
     assert "-r requirements.lock" in pip_section and "-e ." in pip_section
     for package in conda_packages:

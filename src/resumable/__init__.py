@@ -1,9 +1,5 @@
 """Helpers shared by the notebooks of "Resumable training with Flax NNX and Orbax"."""
 
-# First, before anything can start JAX's backend: the XLA flags that keep the kernels small (see xla_setup).
-from resumable import xla_setup  # noqa: F401 (imported for its effect)
-
-# isort: split
 from resumable.compile_cache import enable_compilation_cache
 from resumable.data import Dataset, make_blobs
 from resumable.diff import LeafDifference, StateDiff, state_diff
