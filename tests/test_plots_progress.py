@@ -28,3 +28,10 @@ def test_a_divergence_shows_in_the_title():
 def test_progress_is_silent_and_yields_everything(capsys):
     assert list(progress(range(5), description="x")) == [0, 1, 2, 3, 4]
     assert capsys.readouterr().out == ""
+
+
+def test_progress_outside_a_notebook_is_tqdms_text_bar(monkeypatch, capsys):
+    for name in ("RESUMABLE_QUIET", "NBGRADER_EXECUTION", "PYTEST_CURRENT_TEST"):
+        monkeypatch.delenv(name, raising=False)
+    assert list(progress(range(3), description="steps")) == [0, 1, 2]
+    assert "steps: 100%" in capsys.readouterr().err
