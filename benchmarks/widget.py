@@ -9,7 +9,7 @@ import time
 import matplotlib.pyplot as plt
 
 from grader.paths import SOLUTIONS
-from resumable.plots import png
+from resumable.views.plots import png
 
 NOTEBOOK = SOLUTIONS / "05_triple" / "05_triple.ipynb"
 # Crash steps a student might pick after the first draw (checkpoint every 10, 60 steps): on, between and

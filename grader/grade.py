@@ -146,7 +146,7 @@ def cache_key(assignment: str, solutions: Path = SOLUTIONS) -> str:
     versions); this key only keeps a cache per solution and machine, so that a changed solution or a copied
     folder starts a new one instead of missing in an old one."""
     digest = hashlib.sha256()
-    for path in [*notebooks(assignment, solutions), *sorted((REPO / "src" / "resumable").glob("*.py"))]:
+    for path in [*notebooks(assignment, solutions), *sorted((REPO / "src" / "resumable").rglob("*.py"))]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     for distribution in ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy"):
         try:

@@ -1,4 +1,4 @@
-"""Checks of resumable.sharding that need 8 devices; tests/test_sharding.py runs them in a child process.
+"""Checks of resumable.checkpoints.sharding that need 8 devices; tests/test_sharding.py runs them in a child process.
 
 Not collected on its own (the name does not start with test_): XLA fixes the number of CPU devices when JAX
 starts, so these run in a fresh Python started with XLA_FLAGS=--xla_force_host_platform_device_count=8.
@@ -10,15 +10,14 @@ import orbax.checkpoint as ocp
 import pytest
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
-from resumable.sharding import (
+from resumable.checkpoints.sharding import (
     MESH_SHAPES,
     leaf,
     make_mesh,
     partition_spec,
-    plot_placement,
-    restore_view,
     shard_blocks,
 )
+from resumable.views.mesh_picker import plot_placement, restore_view
 
 
 def test_there_are_eight_devices():

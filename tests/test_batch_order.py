@@ -5,7 +5,7 @@ import pytest
 from flax import nnx
 
 from resumable import make_pipeline
-from resumable.batch_order import batch_order_view, epoch_batches
+from resumable.views.batch_order import batch_order_view, epoch_batches
 
 
 def test_epoch_batches_are_the_epoch_order_cut_into_batches_and_a_permutation():

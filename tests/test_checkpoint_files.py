@@ -7,7 +7,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from resumable import RunConfig, make_triple
-from resumable.checkpoint_files import (
+from resumable.checkpoints.files import (
     checkpoint_files,
     orbax_noise_captured,
     render_choice,

@@ -10,7 +10,9 @@ from matplotlib.figure import Figure
 
 from grader.paths import SOLUTIONS
 from resumable import RunConfig, make_triple, state_diff
-from resumable.crashlab import PITFALLS, CrashLab, fresh_triple, max_param_difference, named, widget, with_pitfall
+from resumable.diff import max_param_difference
+from resumable.training import fresh_triple, named
+from resumable.views.crash_lab import PITFALLS, CrashLab, widget, with_pitfall
 
 NOTEBOOK = SOLUTIONS / "05_triple" / "05_triple.ipynb"
 STUDENT_FUNCTIONS = ("save_triple", "restore_triple", "latest_checkpoint", "train_with_checkpoints")

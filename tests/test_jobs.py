@@ -9,7 +9,7 @@ from flax import nnx
 from matplotlib.figure import Figure
 
 from resumable import RunConfig, make_triple, state_diff, train
-from resumable.jobs import (
+from resumable.checkpoints.jobs import (
     JobError,
     JobRecord,
     TrainingJob,
@@ -18,8 +18,8 @@ from resumable.jobs import (
     temporary_folders,
     write_functions_module,
 )
-from resumable.timeline import kill_and_resume, plot_timeline
-from resumable.worker import open_manager
+from resumable.checkpoints.manager import open_manager
+from resumable.views.timeline import kill_and_resume, plot_timeline
 
 NAMES = ("pipeline", "model", "optimizer")
 CONFIG = RunConfig(seed=3, num_hidden=16)

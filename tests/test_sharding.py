@@ -1,4 +1,4 @@
-"""resumable.sharding: its checks need 8 simulated CPU devices, so they run in a fresh Python.
+"""resumable.checkpoints.sharding: its checks need 8 simulated CPU devices, so they run in a fresh Python.
 
 XLA fixes the number of CPU devices when JAX starts; this test process may have started JAX already, with one.
 """

@@ -5,7 +5,7 @@ import numpy as np
 from flax import nnx
 
 from resumable import make_triple
-from resumable.snapshot_tree import pure_dict_problems, render_choice, render_tree, snapshot_leaves
+from resumable.views.snapshot_tree import pure_dict_problems, render_choice, render_tree, snapshot_leaves
 
 
 def test_leaves_of_the_model_carry_types_shapes_dtypes_and_bytes():

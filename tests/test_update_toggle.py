@@ -6,8 +6,8 @@ import pytest
 from flax import nnx
 
 from resumable import RunConfig, make_triple, state_diff, train
-from resumable.uncommitted import uncommitted
-from resumable.update_toggle import resume_with, update_toggle_view
+from resumable.checkpoints.uncommitted import uncommitted
+from resumable.views.update_toggle import resume_with, update_toggle_view
 
 CONFIG = RunConfig(seed=4)
 RESUME_STEP, TOTAL_STEPS = 5, 9

@@ -1,13 +1,36 @@
-"""Helpers shared by the notebooks of "Resumable training with Flax NNX and Orbax"."""
+"""Helpers shared by the notebooks of "Resumable training with Flax NNX and Orbax", by role.
 
-from resumable.compile_cache import enable_compilation_cache
+The training world (this package's top level; the names below import from `resumable`):
+    data         `Dataset`, `make_blobs`: synthetic data made in code from a seed
+    pipeline     `Pipeline`, `ArraySource`, `GaussianNoise`, `make_pipeline`: a data pipeline that is an nnx.Module
+    model        `MLP`, `make_model`, `make_optimizer`
+    training     `RunConfig`, `make_triple`, `train`, `train_step`; `fresh_triple`, `named`
+    diff         `state_diff`, `StateDiff`, `LeafDifference`; `max_param_difference` (the public guide's metric)
+
+Checkpoint and process tooling, `resumable.checkpoints`:
+    files        what a checkpoint folder holds (listing, stored shapes vs a template, Orbax's noise)
+    manager      `open_manager`: the course's Orbax CheckpointManager
+    jobs         start, follow, kill and resume training processes (`run_job`, `TrainingJob`)
+    training_job the training process itself (`python -m resumable.checkpoints.training_job`)
+    sharding     meshes of simulated devices and the course's partition rule
+    uncommitted  host copies of restored arrays (restored runs reuse a fresh run's compiled steps)
+
+What the notebooks show, `resumable.views` (one module per widget: a plain callback plus its wiring):
+    plots, progress, snapshot_tree (01), update_toggle (03), batch_order (04), crash_lab (05),
+    timeline (06), mesh_picker (07)
+
+Runtime set-up, `resumable.runtime`:
+    compile_cache  the opt-in persistent JAX compilation cache (`RESUMABLE_JAX_CACHE`)
+"""
+
 from resumable.data import Dataset, make_blobs
 from resumable.diff import LeafDifference, StateDiff, state_diff
 from resumable.model import MLP, make_model, make_optimizer
 from resumable.pipeline import ArraySource, GaussianNoise, Pipeline, make_pipeline
-from resumable.plots import plot_losses
-from resumable.progress import progress
+from resumable.runtime.compile_cache import enable_compilation_cache
 from resumable.training import RunConfig, make_triple, train, train_step
+from resumable.views.plots import plot_losses
+from resumable.views.progress import progress
 
 COMPILATION_CACHE = enable_compilation_cache()
 

@@ -148,3 +148,9 @@ def state_diff(left: Any, right: Any, *, names: tuple[str, str] = ("left", "righ
             if difference is not None:
                 differences.append(difference)
     return StateDiff(names[0], names[1], len(set(left_flat) | set(right_flat)), differences)
+
+
+def max_param_difference(left: nnx.Module, right: nnx.Module) -> float:
+    """The public guide's metric: the largest |difference| over the two models' `nnx.Param` leaves."""
+    pairs = zip(jax.tree.leaves(nnx.state(left, nnx.Param)), jax.tree.leaves(nnx.state(right, nnx.Param)), strict=True)
+    return max(float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)))) for a, b in pairs)

@@ -1,7 +1,7 @@
-"""A training job that runs in its own process (`python -m resumable.worker`), to be killed and resumed for real.
+"""A training job in its own process (`python -m resumable.checkpoints.training_job`), killed and resumed for real.
 
 The job imports the student's `save_checkpoint` and `resume_or_start` from a file (see
-`resumable.jobs.write_functions_module`), so this module holds no exercise answer. It reports what it does
+`resumable.checkpoints.jobs.write_functions_module`), so this module holds no exercise answer. It reports what it does
 as JSON lines on stdout (`{"event": "step", "step": 3, "loss": 1.21}`), one line per event, flushed at once,
 so that the notebook can follow it and kill it at a step it chose:
 
@@ -25,10 +25,11 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from resumable.checkpoints.manager import open_manager
 
 PAUSE_LIMIT_SECONDS = 300.0  # a paused job nobody kills exits by itself
 EXIT_PAUSE_EXPIRED = 3
@@ -56,25 +57,6 @@ def load_functions(path: Path, names: tuple[str, ...] = ("save_checkpoint", "res
         if not callable(getattr(module, name, None)):
             raise ImportError(f"{path} defines no function {name}")
     return module
-
-
-def open_manager(
-    directory: Path | str, *, every: int, keep: int, post_finalization_callback: Callable[[], None] | None = None
-) -> Any:
-    """The job's CheckpointManager: a checkpoint every `every` steps, the latest `keep` kept, saved asynchronously.
-
-    `post_finalization_callback` runs in Orbax's background thread after a checkpoint's files are written
-    and before the checkpoint is committed (its temporary folder renamed).
-    """
-    import orbax.checkpoint as ocp
-
-    options = ocp.CheckpointManagerOptions(
-        save_decision_policy=ocp.checkpoint_managers.FixedIntervalPolicy(every),
-        preservation_policy=ocp.checkpoint_managers.LatestN(keep),
-        enable_async_checkpointing=True,
-        async_options=ocp.AsyncOptions(post_finalization_callback=post_finalization_callback),
-    )
-    return ocp.CheckpointManager(Path(directory).resolve(), options=options)
 
 
 class _Job:
@@ -106,7 +88,8 @@ def _exit_when_parent_goes() -> None:
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m resumable.worker", description=__doc__.splitlines()[0])
+    prog = "python -m resumable.checkpoints.training_job"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--functions", type=Path, required=True, help="file with save_checkpoint, resume_or_start")
     parser.add_argument("--directory", type=Path, required=True, help="the CheckpointManager's folder")
     parser.add_argument("--steps", type=int, required=True, help="train until this step")

@@ -13,10 +13,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from resumable.checkpoints.jobs import DEFAULT_CONFIG, JobRecord, Kill, run_job, step_folders, temporary_folders
+from resumable.checkpoints.manager import open_manager
 from resumable.diff import state_diff
-from resumable.jobs import DEFAULT_CONFIG, JobRecord, Kill, run_job, step_folders, temporary_folders
 from resumable.training import RunConfig, make_triple
-from resumable.worker import open_manager
 
 ENDINGS = {
     "killed": ("X", "tab:red", "SIGKILL"),

@@ -1,4 +1,4 @@
-"""Start, follow, kill and resume training jobs that run in their own processes (`resumable.worker`)."""
+"""Start, follow, kill and resume training jobs that run in their own processes (`training_job`)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from resumable.training import RunConfig
 
-FUNCTIONS_HEADER = '''"""Written by resumable.jobs.write_functions_module for a training job to import."""
+FUNCTIONS_HEADER = '''"""Written by resumable.checkpoints.jobs.write_functions_module for a training job to import."""
 
 import jax
 import numpy as np
@@ -68,7 +68,7 @@ def compilation_cache() -> Path:
 
 
 class TrainingJob:
-    """One `python -m resumable.worker` process, run with this kernel's Python (`sys.executable`).
+    """One `python -m resumable.checkpoints.training_job` process, run with this kernel's Python (`sys.executable`).
 
     Use it as a context manager: on leaving the block (also when a cell fails) a process still alive is
     killed and reaped, so no job outlives the cell that started it. Events arrive as dicts in `events`.
@@ -93,7 +93,7 @@ class TrainingJob:
         command = [
             sys.executable,
             "-m",
-            "resumable.worker",
+            "resumable.checkpoints.training_job",
             f"--functions={Path(functions).resolve()}",
             f"--directory={self.directory.resolve()}",
             f"--steps={steps}",

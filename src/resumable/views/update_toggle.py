@@ -9,8 +9,8 @@ from flax import nnx
 from matplotlib.figure import Figure
 
 from resumable.diff import StateDiff, state_diff
-from resumable.plots import plot_losses
 from resumable.training import RunConfig, make_triple, train
+from resumable.views.plots import plot_losses
 
 # A restore function: writes a pure dict into a live module or optimizer (or, for the pitfall, fails to).
 Restore = Callable[[nnx.Pytree, dict[str, Any]], object]

@@ -2,69 +2,26 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import jax
 import numpy as np
 from flax import nnx
 from matplotlib.figure import Figure
 
-from resumable.diff import StateDiff, state_diff
+from resumable.diff import StateDiff, max_param_difference, state_diff
 from resumable.pipeline import Pipeline
-from resumable.plots import plot_losses, png
-from resumable.training import RunConfig, make_triple
+from resumable.training import RunConfig, Triple, fresh_triple, named
+from resumable.views.plots import plot_losses, png
 
-Triple = tuple[Pipeline, nnx.Module, nnx.Optimizer]
 RestoreTriple = Callable[[str, Pipeline, nnx.Module, nnx.Optimizer], None]
 TrainLoop = Callable[..., list[float]]
 LatestCheckpoint = Callable[..., int]
 
 PITFALLS = ("none", "no nnx.update", "no pipeline", "no optimizer", "no RNG streams", "off-by-one resume step")
-
-
-def named(triple: Triple) -> dict[str, Any]:
-    """{"pipeline": ..., "model": ..., "optimizer": ...}, the form `state_diff` reports paths in."""
-    return dict(zip(("pipeline", "model", "optimizer"), triple, strict=True))
-
-
-def max_param_difference(left: nnx.Module, right: nnx.Module) -> float:
-    """The public guide's metric: the largest |difference| over the two models' `nnx.Param` leaves."""
-    pairs = zip(jax.tree.leaves(nnx.state(left, nnx.Param)), jax.tree.leaves(nnx.state(right, nnx.Param)), strict=True)
-    return max(float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)))) for a, b in pairs)
-
-
-def fresh_triple(config: RunConfig) -> Triple:
-    """`make_triple(config)` with every state leaf committed to the default device.
-
-    Why: restored arrays come back committed to a device, fresh ones do not, and `nnx.jit` compiles one step
-    per combination (1-3 s each). With every triple committed, all phases and pitfalls share one compiled step.
-    """
-    triple = make_triple(config)
-    device = jax.devices()[0]
-    for part in triple:
-        nnx.update(part, jax.device_put(nnx.state(part), device))
-    _return_freed_memory()
-    return triple
-
-
-def _return_freed_memory() -> None:
-    """Hand freed heap memory back to the OS (glibc only; elsewhere nothing happens).
-
-    Why: glibc keeps what XLA's compiler frees (about 60 MB after the first train step is compiled), and
-    everything a notebook does later piles on top of it; trimming keeps a notebook kernel under 450 MB.
-    """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
-    trim = getattr(ctypes.CDLL(name), "malloc_trim", None)
-    if trim is not None:
-        trim(0)
 
 
 def with_pitfall(restore_triple: RestoreTriple, pitfall: str, config: RunConfig) -> RestoreTriple:

@@ -1,0 +1,1 @@
+"""Checkpoint and process tooling: checkpoint folders, the manager, training processes, sharding."""

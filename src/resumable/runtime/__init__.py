@@ -1,0 +1,1 @@
+"""Runtime set-up: the opt-in persistent JAX compilation cache."""
