@@ -50,7 +50,7 @@ def measure(runs: int, class_size: int, grading_assignment: str) -> list[Row]:
             peak = statistics.median(result.peak_rss_mb for result in results)
             total_seconds += seconds
             worst_peak = max(worst_peak, peak)
-            limit = 60 if assignment == "06_production" else 20
+            limit = 60 if assignment == "07_production" else 20
             rows.append(
                 Row(
                     f"notebook {path.stem}",

@@ -1,4 +1,4 @@
-"""08_capstone: each planted resume bug, put back alone into the solution, loses points under nbgrader.
+"""10_capstone: each planted resume bug, put back alone into the solution, loses points under nbgrader.
 
 The solution notebook is the fixed script. For each bug, the fixed line(s) in its solution cells are replaced
 by the buggy ones, the result is submitted as one student, and all students are autograded in one nbgrader run.
@@ -14,7 +14,7 @@ from tests.notebook_tools import nbgrader
 
 pytestmark = pytest.mark.slow
 
-ASSIGNMENT = "08_capstone"
+ASSIGNMENT = "10_capstone"
 SOURCE = SOLUTIONS / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 END_TO_END = "capstone_resume_hidden"
 

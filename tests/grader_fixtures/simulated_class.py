@@ -223,8 +223,8 @@ def solution_answer(assignment: str, grade_id: str) -> str:
     raise KeyError(f"{assignment} has no cell {grade_id}")
 
 
-# 06_production: each mistake is the correct answer (the solution's own) with one part changed
-_RESUME = solution_answer("06_production", "resume_or_start_solution")
+# 07_production: each mistake is the correct answer (the solution's own) with one part changed
+_RESUME = solution_answer("07_production", "resume_or_start_solution")
 
 
 def _variant(source: str, old: str, new: str) -> str:
@@ -275,7 +275,7 @@ RESUME_FROM_NEWEST_FOLDER = _variant(
     "    return step\n",
 )
 
-# 08_capstone: planted bugs of the script left unfixed
+# 10_capstone: planted bugs of the script left unfixed
 SNAPSHOT_PIPELINE_WITHOUT_RNGS = """def snapshot_for_checkpoint(step, pipeline, model, optimizer):  # noqa: F811
     return {
         "step": step,
@@ -338,7 +338,7 @@ WRONG_ANSWERS: dict[str, list[WrongAnswer]] = {
             "'output/bias', 'output/kernel'], got []",
         ),
     ],
-    "07_sharding": [
+    "08_sharding": [
         WrongAnswer(
             "template-unsharded",
             {"sharded_template_solution": TEMPLATE_WITHOUT_SHARDING},
@@ -411,7 +411,7 @@ WRONG_ANSWERS: dict[str, list[WrongAnswer]] = {
             "model/dropout/rngs/count: 0 vs 5 (values differ)",
         ),
     ],
-    "06_production": [
+    "07_production": [
         WrongAnswer(
             "no-nnx-update",
             {"resume_or_start_solution": RESUME_WITHOUT_UPDATE},
@@ -434,7 +434,7 @@ WRONG_ANSWERS: dict[str, list[WrongAnswer]] = {
             "checkpoints/8 not found.",
         ),
     ],
-    "08_capstone": [
+    "10_capstone": [
         WrongAnswer(
             "rng-filter-and-plus-one-left",
             {
