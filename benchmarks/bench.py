@@ -126,11 +126,11 @@ def markdown(rows: list[Row]) -> str:
     return header + "\n".join(f"| {row.what} | {row.figure} | {row.target} | {row.verdict} |" for row in rows) + "\n"
 
 
-def update_readme(table: str) -> None:
-    readme = REPO / "README.md"
-    text = readme.read_text()
+def write_between_markers(path: Path, table: str) -> None:
+    """Replace what stands between the bench markers in `path` (README.md, RESULTS.md) with `table`."""
+    text = path.read_text()
     start, end = text.index(README_START) + len(README_START), text.index(README_END)
-    readme.write_text(text[:start] + "\n" + table + text[end:])
+    path.write_text(text[:start] + "\n" + table + text[end:])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,9 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     table = markdown(measure(args.runs, args.class_size, args.grading_assignment))
     print(table)
-    (Path(__file__).parent / "RESULTS.md").write_text(table)
+    write_between_markers(Path(__file__).parent / "RESULTS.md", table)
     if args.readme:
-        update_readme(table)
+        write_between_markers(REPO / "README.md", table)
     return 0
 
 
