@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
+from grader import markers
 from grader.paths import COURSE, SOLUTIONS
 
-HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS", re.DOTALL)
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 
 
@@ -98,7 +97,7 @@ def load_template(assignment: str, name: str, solutions: Path = SOLUTIONS, cours
         {
             line.strip()
             for cell in source.cells
-            for block in HIDDEN.findall(cell.source)
+            for block in markers.hidden_blocks(cell.source)
             for line in block.splitlines()
             if len(line.strip()) >= 8 and "HIDDEN TESTS" not in line
         },
@@ -196,7 +195,7 @@ def read_templates(path: Path) -> dict[str, Template]:
 def scrub(text: str, hidden_lines: list[str]) -> str:
     """Remove every line of hidden test source (also as a Python repr would escape it), and nbgrader's
     hidden-test markers, from `text`."""
-    for line in [*hidden_lines, "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"]:
+    for line in [*hidden_lines, markers.BEGIN_HIDDEN, markers.END_HIDDEN]:
         for variant in {line, line.replace("\\", "\\\\").replace("'", "\\'"), line.replace('"', '\\"')}:
             if variant in text:
                 text = text.replace(variant, "[hidden test line removed]")
@@ -226,8 +225,8 @@ def for_feedback(executed: nbformat.NotebookNode, template: Template) -> nbforma
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
-        has_hidden = bool(HIDDEN.search(cell.source))
-        cell.source = HIDDEN.sub("# (hidden tests: not shown)", cell.source)
+        has_hidden = bool(markers.hidden_blocks(cell.source))
+        cell.source = markers.without_hidden(cell.source, "# (hidden tests: not shown)")
         for output in cell.outputs:
             if has_hidden and output.get("output_type") == "error":
                 output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]

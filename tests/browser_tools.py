@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader import markers
+
 CHROMIUM = Path("/usr/bin/chromium")
 # The machines have no outside network: nothing in Chromium may try to reach it.
 CHROMIUM_FLAGS = [
@@ -69,13 +71,6 @@ def ensure_chromium() -> tuple[Path | None, str]:
 # ---------------------------------------------------------------------------------------------- notebooks
 
 
-def strip_solution_markers(source: str) -> str:
-    """A solution cell's code as a student would type it: without nbgrader's markers or hidden tests."""
-    source = re.sub(r"[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[^\n]*\n?", "", source, flags=re.S)
-    lines = [line for line in source.splitlines() if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")]
-    return "\n".join(lines)
-
-
 def fill_solutions(student: Path, solution: Path) -> list[str]:
     """Put the solution cells' source from `solution` into `student` (in place), matched by nbgrader grade_id.
 
@@ -86,7 +81,7 @@ def fill_solutions(student: Path, solution: Path) -> list[str]:
     for cell in json.loads(solution.read_text())["cells"]:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if meta.get("solution"):
-            solutions[meta["grade_id"]] = strip_solution_markers("".join(cell["source"]))
+            solutions[meta["grade_id"]] = markers.as_typed("".join(cell["source"]))
     filled = []
     for cell in student_nb["cells"]:
         meta = cell.get("metadata", {}).get("nbgrader", {})

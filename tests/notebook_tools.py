@@ -10,10 +10,11 @@ from pathlib import Path
 
 from nbgrader.api import Gradebook
 
+from grader import markers
 from grader.paths import GRADER, SOLUTIONS
 from grader.release import venv_environment
 
-SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+SOLUTION_MARKERS = markers.ALL
 
 
 def nbgrader(*args: str, root: Path) -> subprocess.CompletedProcess:

@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import intake, probe, sandbox
+from grader import intake, markers, probe, sandbox
 from grader.assemble import assemble, for_feedback, is_test, load_template, nbgrader_meta, scrub
 from grader.paths import GRADER, REPO, SOLUTIONS, assignments, notebooks
 from grader.release import venv_environment
@@ -35,14 +35,8 @@ def student_copy(template):
         if meta.get("solution"):
             cell.source = template.stubs[meta["grade_id"]]
         if cell.cell_type == "code":
-            cell.source = HIDDEN_FREE(cell.source)
+            cell.source = markers.without_hidden(cell.source)
     return notebook
-
-
-def HIDDEN_FREE(source: str) -> str:  # noqa: N802 (reads like a constant transformation)
-    from grader.assemble import HIDDEN
-
-    return HIDDEN.sub("", source)
 
 
 # ---------------------------------------------------------------- intake

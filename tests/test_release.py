@@ -1,10 +1,10 @@
 """course/ is exactly what nbgrader generates from solutions/, and leaks no answer or hidden test."""
 
 import json
-import re
 
 import pytest
 
+from grader import markers
 from grader.paths import COURSE, SOLUTIONS, assignments, notebooks
 from grader.release import generate
 from tests.notebook_tools import SOLUTION_MARKERS, cell_sources
@@ -37,11 +37,6 @@ def test_course_equals_a_fresh_generation(assignment, fresh_release):
         )
 
 
-def solution_regions(source: str) -> list[str]:
-    pattern = r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1"
-    return [body.strip() for _, body in re.findall(pattern, source, flags=re.S)]
-
-
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_no_solution_or_hidden_test_leaks(assignment):
     for source_path in notebooks(assignment):
@@ -49,7 +44,7 @@ def test_no_solution_or_hidden_test_leaks(assignment):
         student_text = "\n".join(cell_sources(student_path))
         for marker in SOLUTION_MARKERS:
             assert marker not in student_text
-        regions = [region for source in cell_sources(source_path) for region in solution_regions(source)]
+        regions = [region for source in cell_sources(source_path) for region in markers.marked_regions(source)]
         assert regions, f"{source_path.name} has no solution or hidden test region"
         for region in regions:
             significant = [line.strip() for line in region.splitlines() if len(line.strip()) > 25]
