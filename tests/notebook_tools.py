@@ -42,19 +42,19 @@ def nbgrader(*args: str, root: Path) -> subprocess.CompletedProcess:
     return completed
 
 
-def autograde(
-    assignment: str, submission: dict[str, Path], root: Path, student: str = "student"
-) -> tuple[float, float]:
-    """Autograde one student's notebooks (name -> file) for `assignment`; return (score, max_score)."""
+def autograde(assignment: str, submissions: dict[str, dict[str, Path]], root: Path) -> dict[str, tuple[float, float]]:
+    """Autograde several students' notebooks (student -> {name: file}) for `assignment` in one nbgrader run;
+    return each student's (score, max_score)."""
     nbgrader("generate_assignment", assignment, "--force", root=root)
-    folder = root / "submitted" / student / assignment
-    folder.mkdir(parents=True)
-    for name, path in submission.items():
-        shutil.copy(path, folder / name)
-    nbgrader("autograde", assignment, "--force", f"--student={student}", root=root)
+    for student, submission in submissions.items():
+        folder = root / "submitted" / student / assignment
+        folder.mkdir(parents=True)
+        for name, path in submission.items():
+            shutil.copy(path, folder / name)
+    nbgrader("autograde", assignment, "--force", root=root)
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
-        graded = gradebook.find_submission(assignment, student)
-        return float(graded.score), float(graded.max_score)
+        graded = {student: gradebook.find_submission(assignment, student) for student in submissions}
+        return {student: (float(row.score), float(row.max_score)) for student, row in graded.items()}
 
 
 def cell_sources(path: Path) -> list[str]:
