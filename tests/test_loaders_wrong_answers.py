@@ -79,7 +79,7 @@ WRONG_ANSWERS = [
     WrongAnswer(
         "grain save without manager.wait_until_finished", SAVE_G, SAVE_G,
         "    manager.wait_until_finished()\n", "",
-        "manager.wait_until_finished()",
+        "wait_until_finished() on the manager",
     ),
     WrongAnswer(
         "grain iterator left out of the restore", RESTORE_G, RESTORE_G,
