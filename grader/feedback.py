@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 from pathlib import Path
 
@@ -38,5 +39,37 @@ def render(
             "late_penalty": 0,
         }
     }
-    html, _ = exporter().from_notebook_node(notebook, resources=resources)
+    html, _ = exporter().from_notebook_node(without_widget_reprs(notebook), resources=resources)
     return html
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _pictures(model_id: str, states: dict, seen: set[str]) -> list[dict]:
+    """The image outputs an Output widget `model_id`, or any widget inside it, last showed (from saved state)."""
+    if model_id in seen or model_id not in states:
+        return []
+    seen.add(model_id)
+    state = states[model_id].get("state", {})
+    found = [out["data"] for out in state.get("outputs", []) if "image/png" in out.get("data", {})]
+    for child in state.get("children", []):
+        found += _pictures(str(child).removeprefix("IPY_MODEL_"), states, seen)
+    return found
+
+
+def without_widget_reprs(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy whose widget outputs show the widget's last picture, or one line saying what it was: never its
+    repr (`interactive(children=(IntSlider(...`), which is all a feedback page could print of a live widget."""
+    notebook = copy.deepcopy(notebook)
+    states = notebook.metadata.get("widgets", {}).get(WIDGET_VIEW.replace("view", "state"), {}).get("state", {})
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW not in data:
+                continue
+            pictures = _pictures(data[WIDGET_VIEW].get("model_id", ""), states, set())
+            kind = str(data.get("text/plain", "widget")).split("(")[0]
+            line = f"[an interactive {kind} widget: it is drawn only in a running notebook]"
+            output["data"] = {"image/png": pictures[-1]["image/png"]} if pictures else {"text/plain": line}
+    return notebook

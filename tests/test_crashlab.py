@@ -47,7 +47,7 @@ def lab(solution, tmp_path_factory):
 def test_a_correct_resume_is_exact_and_says_so(lab):
     figure, text = lab.draw(crash_step=7, checkpoint_every=3, pitfall="none")
     assert isinstance(figure, Figure)
-    assert "resumed from step_6 (1 steps redone)" in text
+    assert "resumed from step_6 (1 step redone)" in text
     assert "max |resumed - reference| = 0.0000e+00" in text
     assert "identical" in text
     outcome = lab.run(7, 3, "none")

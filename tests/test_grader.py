@@ -308,3 +308,17 @@ def test_validate_exit_codes(tmp_path):
     assert grader_cli("validate", str(SOLUTIONS / ASSIGNMENT / NAME)).returncode == 0
     completed = grader_cli("validate", str(tmp_path / "release" / ASSIGNMENT / NAME))
     assert completed.returncode == 1 and "a test failed" in completed.stderr
+
+
+@pytest.mark.slow
+def test_validate_names_a_locked_cell_that_raises(tmp_path):
+    """A locked (not graded) cell that raises fails validation: exit 1, the cell named; no kernel warnings."""
+    notebook = nbformat.read(SOLUTIONS / ASSIGNMENT / NAME, as_version=4)
+    index = next(i for i, cell in enumerate(notebook.cells) if "opt_state_keys = " in cell.source)
+    grade_id = notebook.cells[index].metadata["nbgrader"]["grade_id"]
+    notebook.cells.insert(index, nbformat.v4.new_code_cell("optimizer = None  # a student's own cell"))
+    nbformat.write(notebook, tmp_path / NAME)
+    completed = grader_cli("validate", str(tmp_path / NAME))
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    assert f"an error in cell {index + 1} ({grade_id})" in completed.stderr, completed.stderr
+    assert "without encryption" not in completed.stdout + completed.stderr

@@ -82,7 +82,7 @@ class Outcome:
         return "\n".join(
             [
                 f"crash at step {self.crash_step}, checkpoint every {self.checkpoint_every} -> resumed from "
-                f"{where} ({redone} steps redone), pitfall: {self.pitfall}",
+                f"{where} ({redone} step{'' if redone == 1 else 's'} redone), pitfall: {self.pitfall}",
                 f"max |resumed - reference| = {self.max_loss_difference:.4e} "
                 f"(resumed curve: {len(self.resumed)} losses, reference: {len(self.reference)})",
                 f"final state: {self.diff.summary(limit)}",
