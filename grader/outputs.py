@@ -6,6 +6,7 @@ whose output nbval checks on every test run.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -38,7 +39,10 @@ def strip(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
 def refresh(path: Path, timeout: int = 300) -> None:
     """Execute `path` in its own folder with this Python's kernel (sliced waits); store the stripped result."""
     notebook = nbformat.read(path, as_version=4)
-    SlicedClient(notebook, timeout=timeout, resources={"metadata": {"path": str(path.parent)}}).execute()
+    # Quiet, as under make test: no progress bars among the outputs nbval compares.
+    quiet = {**os.environ, "RESUMABLE_QUIET": "1"}
+    client = SlicedClient(notebook, timeout=timeout, resources={"metadata": {"path": str(path.parent)}})
+    client.execute(env=quiet)
     nbformat.write(strip(notebook), path)
 
 
