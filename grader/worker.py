@@ -1,13 +1,15 @@
 """Grade one student (run by grader/grade.py as `python -m grader.worker SPEC.json`; trusted code).
 
-Writes result.json beside SPEC.json: the student's row plus per-test details, and the feedback HTML.
+Writes result.json beside SPEC.json (the student's row plus per-test details) and feedback/*.html there.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from grader.assemble import Template, assemble, for_feedback, is_manual, nbgrade
 from grader.execute import Execution, execute  # noqa: E402
 from grader.feedback import render  # noqa: E402
 
+PR_SET_PDEATHSIG = 1
 PASSTHROUGH = ("JAX_PLATFORMS", "XLA_FLAGS", "RESUMABLE_QUIET", "JAX_ENABLE_X64", "TF_CPP_MIN_LOG_LEVEL")
 
 
@@ -98,7 +101,6 @@ def score_tests(template: Template, assembled, execution: Execution) -> list[dic
 def grade(spec: dict) -> dict:
     student, assignment = spec["student"], spec["assignment"]
     folder = Path(spec["folder"])
-    out = Path(spec["out"])
     templates = read_templates(Path(spec["templates"]))
     row = {
         "student_id": student,
@@ -118,7 +120,7 @@ def grade(spec: dict) -> dict:
         names = ", ".join(spec["files"])
         row.update(status="missing", message=f"no submitted notebook named {names} was found")
         return row
-    feedback_dir = out / "feedback" / student
+    feedback_dir = folder / "feedback"  # grader/student.py hands the pages back with the row
     workdir = folder / "scratch" / "work"
     for number, (name, path) in enumerate(spec["files"].items()):
         template = templates[name]
@@ -184,7 +186,12 @@ def _run(assembled, folder: Path, workdir: Path, number: int, spec: dict) -> Exe
     sockets = scratch / f".k{number}"
     sockets.mkdir()
     uid = int(spec["uid"])
-    limits = sandbox.Limits(memory_bytes=int(spec["memory_mb"]) * 1024**2)
+    memory = int(spec["memory_mb"]) * 1024**2
+    if spec.get("fenced"):  # the fence limits the sandbox as a whole; these are only per process
+        processes = int(spec.get("processes") or sandbox.Limits.processes)
+        limits = sandbox.Limits(memory_bytes=max(memory, sandbox.Limits.memory_bytes), processes=2 * processes)
+    else:
+        limits = sandbox.Limits(memory_bytes=memory)
     env = kernel_environment(home)
     cache = compile_cache(spec, scratch)
     if cache is not None:
@@ -195,7 +202,11 @@ def _run(assembled, folder: Path, workdir: Path, number: int, spec: dict) -> Exe
         accounts = sandbox.write_accounts(folder / "etc", uid, home)
 
         def wrap(command: list[str]) -> list[str]:
-            return sandbox.command(command, scratch, env=env, uid=uid, limits=limits, chdir=workdir, accounts=accounts)
+            sandboxed = sandbox.command(
+                command, scratch, env=env, uid=uid, limits=limits, chdir=workdir, accounts=accounts
+            )
+            # the fence's OOM killer then picks the sandbox's processes first, never this worker while one is left
+            return ["/bin/sh", "-c", 'echo 1000 > /proc/self/oom_score_adj && exec "$@"', "sh", *sandboxed]
 
         owner = uid if sandbox.drops_privileges() else None
     else:
@@ -239,9 +250,20 @@ def compile_cache(spec: dict, scratch: Path) -> Path | None:
     return cache
 
 
+def die_with_parent(parent_pid: int) -> None:
+    """SIGKILL this worker when the process that started it dies (a grader killed with SIGKILL); the
+    sandbox (bubblewrap --die-with-parent) then dies with it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # it died before the line above
+        os._exit(1)
+
+
 def main(argv: list[str]) -> int:
     spec_path = Path(argv[0])
     spec = json.loads(spec_path.read_text())
+    if spec.get("parent_pid"):
+        die_with_parent(int(spec["parent_pid"]))
     row = grade(spec)
     (spec_path.parent / "result.json").write_text(json.dumps(row))
     return 0
