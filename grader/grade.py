@@ -122,7 +122,7 @@ def grade_class(
         if pending and dask is not None:
             from grader import cluster
 
-            cluster.grade(dask, pending, settings, compile_cache, fingerprint, record, progress)
+            cluster.grade(dask, pending, found, settings, graded_by, fingerprint, compile_cache, record, progress)
         elif pending:
             _grade_here(pending, found, settings, jobs, compile_cache, record, progress)
         final = output.finish(list(rows.values()), set(keys))
