@@ -20,7 +20,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from distributed import Client, as_completed, get_worker
+from distributed import Client, as_completed
 
 from grader import intake, results, student
 from grader.grade import GradingError, check_machine, class_compile_cache
@@ -100,10 +100,10 @@ def on_worker(client: Client, name: str, *args, workers: list[str] | None = None
 
 
 def grade_remote(index: int, submission: dict, settings: dict) -> dict:
-    """The task: one student on this worker (its cores shared among its threads), with this machine's
-    compilation cache of the assignment when one was built."""
+    """The task: one student on this worker, with this machine's compilation cache of the assignment when
+    one was built."""
     submission = intake.Submission(**submission)
-    settings = {**settings, "slots": get_worker().state.nthreads}
+    settings = dict(settings)
     root = settings.pop("compile_cache_root", None)
     if root is not None:  # the cache's key covers the machine: this worker's own folder under root
         settings["compile_cache"] = class_compile_cache(0, Path(root), print, **settings)
@@ -112,7 +112,6 @@ def grade_remote(index: int, submission: dict, settings: dict) -> dict:
 
 def build_caches(root: str, class_size: int, settings: dict) -> str | None:
     """On a worker: its machine's compilation cache of the assignment (built from the solution if missing)."""
-    settings = {**settings, "slots": get_worker().state.nthreads}
     folder = class_compile_cache(class_size, Path(root), print, **settings)
     return None if folder is None else str(folder)
 
@@ -122,13 +121,14 @@ def grade(address, pending, found, settings, options, fingerprint, compile_cache
     index_of = {submission.student: index for index, submission in enumerate(found)}
     with connect(address) as client:
         prepare(client, settings, options, fingerprint)
-        workers = sorted(client.scheduler_info()["workers"])
+        workers = client.scheduler_info()["workers"]
         progress(f"grading {len(pending)} students on the Dask cluster at {address} ({len(workers)} workers)")
         settings = dict(settings)
-        if compile_cache is not None:
+        if compile_cache is not None:  # one build per machine (the workers of a machine share its cache folder)
+            one_per_host = {info["host"]: worker for worker, info in sorted(workers.items())}
             builds = [
-                on_worker(client, "build_caches", str(compile_cache), len(pending), settings, workers=[address])
-                for address in workers
+                on_worker(client, "build_caches", str(compile_cache), len(pending), settings, workers=[worker])
+                for worker in one_per_host.values()
             ]
             client.gather(builds)
             settings["compile_cache_root"] = str(compile_cache)

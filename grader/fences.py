@@ -8,7 +8,9 @@ the sandbox starts:
 - memory: every process together (v1 memory.limit_in_bytes and memsw, v2 memory.max with no swap); the
   kernel's OOM killer acts inside the group only, on the sandbox's processes first (oom_score_adj 1000);
 - processes: pids.max counts every process and thread of the group;
-- CPU: a CFS quota (cores' worth of time per period);
+- CPU: a group of its own, so that students share the cores equally whatever their threads (cpu.shares,
+  cpu.weight), and with `cpus`, a CFS quota of that many cores (a hard cap: it throttles JAX's threads even
+  when cores are idle, so it is off unless asked for);
 - disk: the scratch folder is a size-limited tmpfs, whose pages are charged to the group's memory too, so
   a student's memory and files together stay under the memory limit.
 Needs root (to mount the tmpfs and to create the groups). Groups and mounts are named by the pid of the
@@ -44,7 +46,7 @@ class FenceLimits:
     memory_mb: int = 4096
     disk_mb: int = 1024
     processes: int = 512
-    cpus: float = 1.0
+    cpus: float | None = None
 
 
 def _own_group(controller: str | None) -> str:
@@ -127,14 +129,14 @@ class Fence:
 
     def _set_limits(self) -> None:
         memory = self.limits.memory_mb * 1024**2
-        quota = max(1000, int(self.limits.cpus * PERIOD_US))
+        quota = None if self.limits.cpus is None else max(1000, int(self.limits.cpus * PERIOD_US))
         if "unified" in self.groups:
             group = self.groups["unified"]
             _write(group / "memory.max", str(memory))
             if (group / "memory.swap.max").exists():
                 _write(group / "memory.swap.max", "0")
             _write(group / "pids.max", str(self.limits.processes))
-            if (group / "cpu.max").exists():
+            if quota is not None and (group / "cpu.max").exists():
                 _write(group / "cpu.max", f"{quota} {PERIOD_US}")
             return
         memory_group = self.groups["memory"]
@@ -142,7 +144,7 @@ class Fence:
         if (memory_group / "memory.memsw.limit_in_bytes").exists():  # no swapping around the limit
             _write(memory_group / "memory.memsw.limit_in_bytes", str(memory))
         _write(self.groups["pids"] / "pids.max", str(self.limits.processes))
-        if "cpu" in self.groups:
+        if quota is not None and "cpu" in self.groups:
             _write(self.groups["cpu"] / "cpu.cfs_period_us", str(PERIOD_US))
             _write(self.groups["cpu"] / "cpu.cfs_quota_us", str(quota))
 

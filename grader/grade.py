@@ -69,8 +69,8 @@ def grade_class(
     `compile_cache`: the folder that keeps each assignment's JAX compilation cache (see
     `class_compile_cache`); None runs every kernel without one. `restart`: regrade every student.
     `dask`: a Dask scheduler's address or scheduler file (grader/cluster.py); None grades here, `jobs` at once.
-    Fences (grader/fences.py) limit each student's sandbox as a whole: `memory_mb`, `disk_mb`, `cpus` (default:
-    the cores shared among the students graded at once)."""
+    Fences (grader/fences.py) limit each student's sandbox as a whole: `memory_mb`, `disk_mb`, `cpus` (None:
+    equal shares of the cores, no cap)."""
     if not (solutions / assignment).is_dir() or not notebooks(assignment, solutions):
         known = ", ".join(assignments()) or "none"
         raise GradingError(f"unknown assignment {assignment!r} (assignments in {solutions}: {known})")
@@ -152,16 +152,26 @@ def check_machine(use_sandbox: bool, fenced: bool) -> str | None:
 
 
 def _grade_here(pending, found, settings, jobs, compile_cache, record, progress) -> None:
-    """The local pool: `jobs` threads, each running one student's worker at a time."""
-    settings = {**settings, "slots": jobs}
-    if compile_cache is not None:
-        settings["compile_cache"] = class_compile_cache(len(pending), compile_cache, progress, **settings)
+    """The local pool: `jobs` threads, each running one student's worker at a time. A missing compile cache
+    is built in one of them while the others grade; a student started before it is ready runs without it
+    (the same grades, compiling for itself)."""
+    cache: dict[str, Path | None] = {"folder": None}
+
+    def build() -> None:
+        cache["folder"] = class_compile_cache(len(pending), compile_cache, progress, **settings)
+
+    def one(index: int, item: intake.Submission) -> dict:
+        return student.grade_one(index, item, {**settings, "compile_cache": cache["folder"]})
+
     index_of = {submission.student: index for index, submission in enumerate(found)}
     pool = ThreadPoolExecutor(max_workers=jobs)
-    futures = [pool.submit(student.grade_one, index_of[item.student], item, settings) for item in pending]
+    building = [pool.submit(build)] if compile_cache is not None else []
+    futures = [pool.submit(one, index_of[item.student], item) for item in pending]
     try:
         for future in as_completed(futures):
             record(future.result())
+        for future in building:
+            future.result()
     except BaseException:
         for future in futures:
             future.cancel()
@@ -257,7 +267,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--timeout", type=float, default=1800, help="seconds one student's notebooks may run")
     parser.add_argument("--memory-mb", type=int, default=4096, help="memory of a student's whole sandbox (4096)")
     parser.add_argument("--disk-mb", type=int, default=1024, help="size of one student's scratch folder (1024)")
-    parser.add_argument("--cpus", type=float, default=None, help="cores a sandbox may use (default: cores / jobs)")
+    parser.add_argument("--cpus", type=float, default=None, help="cap on a sandbox's cores (default: equal shares)")
     parser.add_argument(
         NO_FENCES_FLAG, dest="no_fences", action="store_true",
         help="no cgroup fences on a student's whole sandbox (--memory-mb then limits each process's address space)",

@@ -20,8 +20,11 @@ import threading
 import time
 from pathlib import Path
 
+import nbformat
+
 from grader import fences, intake
 from grader.assemble import load_template, save_templates
+from grader.feedback import render
 from grader.paths import REPO, notebooks
 
 _lock = threading.Lock()
@@ -94,13 +97,11 @@ def grade_one(index: int, submission: intake.Submission, settings: dict) -> dict
 
 def _fence_limits(settings: dict) -> fences.FenceLimits:
     cpus = settings.get("cpus")
-    if cpus is None:  # the machine's cores shared among the students graded at once here
-        cpus = max(1.0, (os.cpu_count() or 1) / max(1, settings.get("slots") or 1))
     return fences.FenceLimits(
         memory_mb=int(settings["memory_mb"]),
         disk_mb=int(settings["disk_mb"]),
         processes=int(settings.get("processes") or fences.FenceLimits.processes),
-        cpus=float(cpus),
+        cpus=None if cpus is None else float(cpus),
     )
 
 
@@ -175,7 +176,13 @@ def _run_worker(index: int, submission: intake.Submission, run_dir: Path, **sett
     if verdict:  # a fence was reached: the student's code, not the grader, stopped the run
         row["status"] = "error"
         row["message"] = " | ".join([*verdict, *([row["message"]] if row["message"] else [])])[:1000]
-    row["feedback"] = {path.name: path.read_text() for path in sorted((folder / "feedback").glob("*.html"))}
+    row["feedback"] = {}
+    for path in sorted((folder / "feedback").glob("*.json")):
+        page = json.loads(path.read_text())
+        notebook = nbformat.reads(page["notebook"], as_version=4)
+        row["feedback"][f"{path.stem}.html"] = render(
+            notebook, page["name"], submission.student, settings["assignment"], page["score"], page["max_score"]
+        )
     row["seconds"] = round(seconds, 2)
     shutil.rmtree(folder, ignore_errors=True)
     return row

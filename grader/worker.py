@@ -1,6 +1,7 @@
 """Grade one student (run by grader/grade.py as `python -m grader.worker SPEC.json`; trusted code).
 
-Writes result.json beside SPEC.json (the student's row plus per-test details) and feedback/*.html there.
+Writes result.json beside SPEC.json (the student's row plus per-test details) and, per notebook, the scored
+notebook that the feedback page shows (feedback/<stem>.json; grader/student.py renders the page).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from pathlib import Path
 # schema never uses the formats it checks. One worker starts per student: skip it.
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
+import nbformat  # noqa: E402
+
 from grader import intake, sandbox  # noqa: E402
 from grader.assemble import Template, assemble, for_feedback, is_manual, nbgrader_meta, read_templates, scrub  # noqa: E402
 from grader.execute import Execution, execute  # noqa: E402
-from grader.feedback import render  # noqa: E402
 
 PR_SET_PDEATHSIG = 1
 PASSTHROUGH = ("JAX_PLATFORMS", "XLA_FLAGS", "RESUMABLE_QUIET", "JAX_ENABLE_X64", "TF_CPP_MIN_LOG_LEVEL")
@@ -147,12 +149,12 @@ def grade(spec: dict) -> dict:
             problems.append(f"{name}: {execution.tampered}; tests from there on were not trusted and scored 0")
         elif execution.stopped:
             problems.append(f"{name}: {execution.stopped}; tests not yet run scored 0")
-        feedback = for_feedback(assembled.notebook, template)
+        feedback = joined_streams(for_feedback(assembled.notebook, template))
         score = sum(test["score"] for test in tests)
         maximum = template.max_score
         feedback_dir.mkdir(parents=True, exist_ok=True)
-        html = render(feedback, name, student, assignment, score, maximum)
-        (feedback_dir / (Path(name).stem + ".html")).write_text(html)
+        page = {"notebook": nbformat.writes(feedback), "name": name, "score": score, "max_score": maximum}
+        (feedback_dir / (Path(name).stem + ".json")).write_text(json.dumps(page))
     failed = [test for test in row["tests"] if test["outcome"].startswith("failed")]
     summary = []
     if problems:
@@ -166,6 +168,27 @@ def grade(spec: dict) -> dict:
     summary += notes
     row["message"] = " | ".join(summary).replace("\n", " ")[:1000]
     return row
+
+
+def joined_streams(notebook):
+    """`notebook` with each run of stdout (or stderr) outputs of a cell joined into one: how the kernel's
+    flushes split a cell's printing varies from run to run (seen under load), the feedback page must not."""
+    for cell in notebook.cells:
+        joined = []
+        for output in cell.get("outputs", []):
+            previous = joined[-1] if joined else None
+            if (
+                output.get("output_type") == "stream"
+                and previous is not None
+                and previous.get("output_type") == "stream"
+                and previous.get("name") == output.get("name")
+            ):
+                previous["text"] = "".join(previous["text"]) + "".join(output["text"])
+            else:
+                joined.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = joined
+    return notebook
 
 
 def _run(assembled, folder: Path, workdir: Path, number: int, spec: dict) -> Execution:

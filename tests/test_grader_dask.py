@@ -5,7 +5,6 @@ bubblewrap, each one line and exit 1."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -16,75 +15,19 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.grading import LocalDaskCluster
 from grader import fences, sandbox
 from grader.paths import REPO
 from grader.release import venv_environment
-from tests.test_grader_resume import ASSIGNMENT, cli, graded_lines, left_running, outcome, run_cli, small_class
+from tests.test_grader_resume import ASSIGNMENT, assert_same, cli, graded_lines, left_running, run_cli, small_class
 
 pytestmark = pytest.mark.slow
-DASK = str(Path(sys.executable).parent / "dask")
 FENCE_FLAGS = [] if fences.availability()[0] else ["--no-fences"]
-
-
-class Cluster:
-    """`dask scheduler` and `dask worker`s (one thread each, no nanny) on 127.0.0.1, stopped by `stop`."""
-
-    def __init__(self, folder: Path):
-        self.file = folder / "scheduler.json"
-        self.processes: list[subprocess.Popen] = []
-        self._start([DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                     "--scheduler-file", str(self.file)], venv_environment())  # fmt: skip
-        deadline = time.monotonic() + 60
-        while not self.file.exists():
-            assert time.monotonic() < deadline, "the scheduler did not start"
-            time.sleep(0.2)
-        self.address = json.loads(self.file.read_text())["address"]
-
-    def _start(self, command: list[str], env: dict[str, str]) -> subprocess.Popen:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.processes.append(process)
-        return process
-
-    def add_workers(self, count: int, env: dict[str, str] | None = None) -> list[subprocess.Popen]:
-        workers = [
-            self._start(
-                [
-                    DASK,
-                    "worker",
-                    "--scheduler-file",
-                    str(self.file),
-                    "--nthreads",
-                    "1",
-                    "--no-nanny",
-                    "--no-dashboard",
-                    "--host",
-                    "127.0.0.1",
-                ],
-                env or venv_environment(),
-            )  # fmt: skip
-            for _ in range(count)
-        ]
-        from distributed import Client
-
-        with Client(self.address, timeout=30) as client:
-            client.wait_for_workers(len(self.processes) - 1, timeout=120)
-        return workers
-
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 @pytest.fixture
 def cluster(tmp_path):
-    started = Cluster(tmp_path)
+    started = LocalDaskCluster(tmp_path / "cluster")
     try:
         yield started
     finally:
@@ -112,7 +55,7 @@ def test_dask_grades_like_the_local_pool_even_when_a_worker_is_lost(tmp_path, cl
     seconds = time.monotonic() - started
     assert on_dask.returncode == 0, on_dask.stderr
     assert len(graded_lines(on_dask.stderr)) == 3
-    assert outcome(tmp_path / "dask") == outcome(tmp_path / "local")
+    assert_same(tmp_path / "dask", tmp_path / "local")
 
     out = tmp_path / "dask-lost-worker"
     grading = subprocess.Popen(
@@ -136,7 +79,7 @@ def test_dask_grades_like_the_local_pool_even_when_a_worker_is_lost(tmp_path, cl
     assert grading.returncode == 0, log
     assert killed in [worker.pid for worker in workers]
     assert len(graded_lines(log)) == 3, log  # the lost student once, from the other worker
-    assert outcome(out) == outcome(tmp_path / "local")
+    assert_same(out, tmp_path / "local")
     deadline = time.monotonic() + 10
     while left_running(killed) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -6,6 +6,7 @@ test puts it in) stays under jobs x --memory-mb, though the hog alone asks for m
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -91,7 +92,7 @@ def test_hog_filler_and_fork_bomb_each_get_their_limit(tmp_path):
     simulated.add("disk-filler", dump(with_cell(stubs, DISK_FILLER)), None)
     simulated.add("fork-bomb", dump(with_cell(stubs, FORK_BOMB)), None)
     out = tmp_path / "out"
-    group = measured_group(f"test-fences-{tmp_path.name}")
+    group = measured_group(f"test-fences-{os.getpid()}")
     command = [sys.executable, "-m", "grader", "grade", ASSIGNMENT, str(simulated.folder), "--out", str(out),
                "--jobs", str(JOBS), "--memory-mb", str(MEMORY_MB), "--disk-mb", str(DISK_MB), "--no-compile-cache",
                "--cell-timeout", "60"]  # fmt: skip
@@ -103,8 +104,10 @@ def test_hog_filler_and_fork_bomb_each_get_their_limit(tmp_path):
         log, _ = process.communicate(timeout=600)
         peak = peak_bytes(group)
     finally:
-        fences._kill_groups([group])
-        fences._remove_groups([group])
+        nested = sorted((path for path in group.rglob("*") if path.is_dir()), key=lambda path: -len(path.parts))
+        fences._kill_groups([group, *nested])
+        fences._remove_groups([*nested, group])  # the grader's resumable-grade folder inside it, then it
+        assert not group.exists()
     assert process.returncode == 0, log
     assert sandbox_processes(student.uid_base(process.pid)) == [], "sandbox processes outlived grading"
     rows = {row["student_id"]: row for row in json.loads((out / "grades.json").read_text())}
