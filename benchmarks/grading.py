@@ -1,8 +1,10 @@
-"""Time grading: our sandboxed `python -m grader grade` (jobs 1 and 2) against plain sequential nbgrader."""
+"""Time grading: our sandboxed `python -m grader grade` (jobs 1 and 2, and on Dask with two local workers)
+against plain sequential nbgrader."""
 
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -26,13 +28,13 @@ def make_class(assignment: str, folder: Path, size: int) -> Path:
     return submissions
 
 
-def time_ours(assignment: str, submissions: Path, jobs: int, out: Path) -> float:
+def time_ours(assignment: str, submissions: Path, jobs: int, out: Path, *options: str) -> float:
     """`python -m grader grade`, from an empty compile-cache folder: a class of 3 or more first builds the
     assignment's cache from the solution, and that build is part of the time."""
     start = time.perf_counter()
     command = [sys.executable, "-m", "grader", "grade", assignment, str(submissions), "--out", str(out)]
     subprocess.run(
-        [*command, "--jobs", str(jobs), "--compile-cache", str(out.parent / f"{out.name}-compile-cache")],
+        [*command, "--jobs", str(jobs), "--compile-cache", str(out.parent / f"{out.name}-compile-cache"), *options],
         cwd=REPO,
         env=venv_environment(),
         check=True,
@@ -44,6 +46,61 @@ def time_ours(assignment: str, submissions: Path, jobs: int, out: Path) -> float
     if statuses != {"graded"}:
         raise RuntimeError(f"grading {assignment} gave statuses {statuses}; see {out}")
     return seconds
+
+
+class LocalDaskCluster:
+    """`dask scheduler` and `dask worker`s (one thread each, no nanny) on 127.0.0.1, in `folder`; `stop` ends
+    them (the bench's Dask row and tests/test_grader_dask.py)."""
+
+    def __init__(self, folder: Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.file = folder / "scheduler.json"
+        self.processes: list[subprocess.Popen] = []
+        self._start(["scheduler", "--port", "0", "--scheduler-file", str(self.file)], venv_environment())
+        deadline = time.monotonic() + 60
+        while not self.file.exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Dask scheduler did not start in 60 s")
+            time.sleep(0.2)
+        self.address = json.loads(self.file.read_text())["address"]
+
+    def _start(self, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+        command = [str(Path(sys.executable).parent / "dask"), *args, "--host", "127.0.0.1", "--no-dashboard"]
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.processes.append(process)
+        return process
+
+    def add_workers(self, count: int, env: dict[str, str] | None = None) -> list[subprocess.Popen]:
+        """`count` more workers (`env`: their environment), returned once the scheduler has them all."""
+        args = ["worker", "--scheduler-file", str(self.file), "--nthreads", "1", "--no-nanny"]
+        workers = [self._start(args, env or venv_environment()) for _ in range(count)]
+        from distributed import Client
+
+        with Client(self.address, timeout=30) as client:
+            client.wait_for_workers(len(self.processes) - 1, timeout=120)
+        return workers
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def time_ours_on_dask(assignment: str, submissions: Path, out: Path, workers: int = 2) -> float:
+    """`grade --dask` on a scheduler and `workers` workers of one thread each started here (their start is not
+    timed; each builds the compile cache of its machine, as a cluster's workers would)."""
+    cluster = LocalDaskCluster(out.parent / f"{out.name}-cluster")
+    try:
+        cluster.add_workers(workers)
+        return time_ours(assignment, submissions, 1, out, "--dask", str(cluster.file))
+    finally:
+        cluster.stop()
 
 
 def time_plain_nbgrader(assignment: str, submissions: Path, root: Path) -> float:
@@ -75,6 +132,9 @@ def time_grading(assignment: str, class_size: int, plain_runs: int = 2) -> dict[
         return {
             "ours, --jobs 1": time_ours(assignment, submissions, 1, folder / "out1"),
             "ours, --jobs 2": time_ours(assignment, submissions, 2, folder / "out2"),
+            "ours, --dask with 2 local workers of 1 thread": time_ours_on_dask(
+                assignment, submissions, folder / "dask"
+            ),
             "plain nbgrader autograde": [
                 time_plain_nbgrader(assignment, submissions, folder / f"plain{run}") for run in range(plain_runs)
             ],

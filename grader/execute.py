@@ -5,7 +5,8 @@ folder of the student's scratch copy (a new network namespace has no shared loop
 For every cell it records, from the kernel's messages as they arrive, whether the cell was executed, its
 execute_reply status and every error it raised. A notebook cannot rewrite that record afterwards (clearing
 outputs, editing the notebook file, writing into a gradebook): scores are computed from it alone.
-Integrity probes (grader/probe.py) run before the first cell and around every graded cell.
+Integrity probes (grader/probe.py) run before the first cell and around every graded cell (once between two
+graded cells in a row: nothing runs between them).
 """
 
 from __future__ import annotations
@@ -228,14 +229,16 @@ async def _execute(
                 execution.stopped = f"the kernel failed its first integrity check before any cell ran ({problem})"
                 execution.stopped_at = 0
                 return execution
+            probed = True  # nothing ran in the kernel since its last probe
             for index, cell in enumerate(notebook.cells):
                 if cell.cell_type != "code":
                     continue
-                if index in graded:
+                if index in graded and not probed:  # a test right after a probed test needs no probe before it
                     verdict = await _run_probe(client, probe_timeout, baseline)
                     if verdict is not None:
                         execution.tampered, execution.tampered_at = verdict, index
                         break
+                probed = False
                 execution.cells[index] = CellRecord(index)
                 remaining = left()
                 if remaining <= 0:
@@ -263,6 +266,7 @@ async def _execute(
                     if verdict is not None:
                         execution.tampered, execution.tampered_at = verdict, index
                         break
+                    probed = True
     except DeadKernelError:
         execution.stopped = execution.stopped or "the kernel died"
     except RuntimeError as error:  # kernel failed to start, and similar

@@ -1,38 +1,35 @@
 """`python -m grader grade ASSIGNMENT SUBMISSIONS_DIR --out OUT_DIR [--jobs N]`: grade a class, safely.
 
-Per student, a worker process (trusted, outside the sandbox) assembles the notebook to run from trusted files
-(grader/assemble.py), runs it with its kernel in a bubblewrap sandbox (grader/sandbox.py) while recording
-each cell's result itself (grader/execute.py), scores from that record, and writes sanitized feedback.
-Students are graded in parallel (`--jobs`, default: the number of cores). Writes OUT_DIR/grades.csv,
-OUT_DIR/grades.json (per-test details) and OUT_DIR/feedback/<student_id>/<notebook>.html.
+Per student, a worker process (trusted, outside the sandbox; grader/student.py) assembles the notebook to run
+from trusted files (grader/assemble.py), runs it with its kernel in a bubblewrap sandbox (grader/sandbox.py)
+inside a fence on the whole sandbox (grader/fences.py) while recording each cell's result itself
+(grader/execute.py), scores from that record, and renders sanitized feedback. Students are graded in
+parallel (`--jobs`, default: the number of cores), or on a Dask cluster (`--dask`, grader/cluster.py).
+Writes OUT_DIR/grades.csv, OUT_DIR/grades.json (per-test details) and
+OUT_DIR/feedback/<student_id>/<notebook>.html, each student's result durably as soon as it is graded: a
+grading that was killed resumes where it stopped (grader/results.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import importlib.metadata
-import json
 import os
 import platform
-import queue
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from grader import intake, sandbox
-from grader.assemble import load_template, save_templates
+from grader import fences, intake, results, sandbox, student
 from grader.paths import COURSE, REPO, SOLUTIONS, WORK, assignments, notebooks
 
-COLUMNS = ["student_id", "assignment", "score", "max_score", "status", "message"]
+COLUMNS = results.COLUMNS
 NO_SANDBOX_FLAG = "--no-sandbox-i-trust-this-code"
+NO_FENCES_FLAG = "--no-fences"
 COMPILE_CACHE = WORK / "compile-cache"
 # Building a class's compilation cache costs one run of the solution and saves about a fifth of every
 # student's run after it (03: 8.0 s cold, 6.2 s warm): worth it from this many submissions on.
@@ -43,8 +40,7 @@ class GradingError(RuntimeError):
     """Grading as a whole cannot run (a bad argument, no sandbox); the message says why."""
 
 
-def _uid_base() -> int:
-    return 100000 + (os.getpid() % 20000) * 64
+_uid_base = student.uid_base
 
 
 def grade_class(
@@ -56,21 +52,86 @@ def grade_class(
     cell_timeout: float = 300,
     student_timeout: float = 1800,
     memory_mb: int = 4096,
+    disk_mb: int = 1024,
+    cpus: float | None = None,
     use_sandbox: bool = True,
+    use_fences: bool = True,
     solutions: Path = SOLUTIONS,
     course: Path = COURSE,
     compile_cache: Path | None = COMPILE_CACHE,
+    restart: bool = False,
+    dask: str | None = None,
     progress=None,
 ) -> list[dict]:
-    """Grade every submission; write grades.csv, grades.json and feedback/; return the rows.
+    """Grade every submission not graded yet into `out`; write grades.csv, grades.json and feedback/; return
+    the rows.
 
     `compile_cache`: the folder that keeps each assignment's JAX compilation cache (see
-    `class_compile_cache`); None runs every kernel without one."""
+    `class_compile_cache`); None runs every kernel without one. `restart`: regrade every student.
+    `dask`: a Dask scheduler's address or scheduler file (grader/cluster.py); None grades here, `jobs` at once.
+    Fences (grader/fences.py) limit each student's sandbox as a whole: `memory_mb`, `disk_mb`, `cpus` (None:
+    equal shares of the cores, no cap)."""
     if not (solutions / assignment).is_dir() or not notebooks(assignment, solutions):
         known = ", ".join(assignments()) or "none"
         raise GradingError(f"unknown assignment {assignment!r} (assignments in {solutions}: {known})")
     if not submissions.is_dir():
         raise GradingError(f"submissions folder {submissions} does not exist")
+    fenced = use_sandbox and use_fences
+    if dask is None:
+        check_machine(use_sandbox, fenced)
+    wanted = [path.name for path in notebooks(assignment, solutions)]
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+    found = intake.collect(submissions, assignment, wanted)
+    settings = dict(
+        assignment=assignment,
+        cell_timeout=cell_timeout,
+        student_timeout=student_timeout,
+        memory_mb=memory_mb,
+        disk_mb=disk_mb,
+        cpus=cpus,
+        use_sandbox=use_sandbox,
+        fenced=fenced,
+        solutions=str(solutions),
+        course=str(course),
+    )
+    graded_by = {key: value for key, value in settings.items() if key not in ("solutions", "course")}
+    fingerprint = results.assignment_fingerprint(assignment, solutions, course, graded_by)
+    keys = {submission.student: results.student_key(fingerprint, submission) for submission in found}
+    started = time.monotonic()
+    with results.ClassOutput(out, assignment, results.course_version(), restart=restart) as output:
+        rows = output.graded(keys)
+        pending = [submission for submission in found if submission.student not in rows]
+        if rows:
+            progress(f"resuming {out}: {len(rows)} of {len(found)} students already graded, {len(pending)} to grade")
+
+        def record(row: dict) -> None:
+            try:
+                row = output.record(keys[row["student_id"]], row)
+            except OSError as error:
+                raise results.OutError(
+                    f"cannot write results into {out}: {error.strerror or error}; the {len(rows)} students graded "
+                    "so far are kept there: run grade again to resume"
+                ) from error
+            rows[row["student_id"]] = row
+            progress(
+                f"[{len(rows)}/{len(found)}] {row['student_id']}: {row['score']:g}/{row['max_score']:g} "
+                f"{row['status']} ({row['seconds']:.1f} s){' - ' + row['message'] if row['status'] != 'graded' else ''}"
+            )
+
+        if pending and dask is not None:
+            from grader import cluster
+
+            cluster.grade(dask, pending, found, settings, graded_by, fingerprint, compile_cache, record, progress)
+        elif pending:
+            _grade_here(pending, found, settings, jobs, compile_cache, record, progress)
+        final = output.finish(list(rows.values()), set(keys))
+    progress(f"graded {len(pending)} submissions of {assignment} in {time.monotonic() - started:.1f} s -> {out}")
+    return final
+
+
+def check_machine(use_sandbox: bool, fenced: bool) -> str | None:
+    """None when this machine can grade as asked; else why not (raised as GradingError here)."""
     if use_sandbox:
         available, why = sandbox.availability()
         if not available:
@@ -79,64 +140,45 @@ def grade_class(
                 "sandbox they run as you, can read the solutions and hidden tests, and can change any file "
                 f"you can. Install bubblewrap, or grade code you trust with {NO_SANDBOX_FLAG}."
             )
-    wanted = [path.name for path in notebooks(assignment, solutions)]
-    jobs = max(1, jobs or os.cpu_count() or 1)
-    progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
-    found = intake.collect(submissions, assignment, wanted)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "feedback").mkdir(exist_ok=True)
-    rows: list[dict] = []
-    started = time.monotonic()
-    uids: queue.Queue[int] = queue.Queue()
-    base = _uid_base()
-    for slot in range(jobs):
-        uids.put(base + slot)
-    lock = threading.Lock()
-    with tempfile.TemporaryDirectory(prefix="grade-") as run_name:
-        run_dir = Path(run_name)
-        os.chmod(run_dir, 0o700)
-        templates = {name: load_template(assignment, name, solutions, course) for name in wanted}
-        save_templates(templates, run_dir / "templates.json")
-        settings = dict(
-            assignment=assignment,
-            out=out,
-            cell_timeout=cell_timeout,
-            student_timeout=student_timeout,
-            memory_mb=memory_mb,
-            use_sandbox=use_sandbox,
-            course=course,
-            templates=run_dir / "templates.json",
-        )
-        cache = None
-        if compile_cache is not None:
-            cache = class_compile_cache(len(found), compile_cache, run_dir, solutions, progress, uid=base, **settings)
-
-        def one(index: int, submission: intake.Submission) -> dict:
-            uid = uids.get()
-            try:
-                row = _run_worker(index, submission, run_dir, uid=uid, compile_cache=cache, **settings)
-            finally:
-                uids.put(uid)
-            with lock:
-                rows.append(row)
-                done = len(rows)
-            progress(
-                f"[{done}/{len(found)}] {row['student_id']}: {row['score']:g}/{row['max_score']:g} "
-                f"{row['status']} ({row['seconds']:.1f} s){' - ' + row['message'] if row['status'] != 'graded' else ''}"
+    if fenced:
+        available, why = fences.availability()
+        if not available:
+            raise GradingError(
+                f"cannot fence a student's sandbox here: {why}. Without fences one student's processes "
+                "together can take all of the machine's memory, processes and disk. Grade as root on Linux "
+                f"(cgroups), or accept that risk with {NO_FENCES_FLAG}."
             )
-            return row
+    return None
 
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            list(pool.map(one, range(len(found)), found))
-    rows.sort(key=lambda row: row["student_id"])
-    with open(out / "grades.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**row, "score": f"{row['score']:g}", "max_score": f"{row['max_score']:g}"})
-    (out / "grades.json").write_text(json.dumps(rows, indent=1))
-    progress(f"graded {len(rows)} submissions of {assignment} in {time.monotonic() - started:.1f} s -> {out}")
-    return rows
+
+def _grade_here(pending, found, settings, jobs, compile_cache, record, progress) -> None:
+    """The local pool: `jobs` threads, each running one student's worker at a time. A missing compile cache
+    is built in one of them while the others grade; a student started before it is ready runs without it
+    (the same grades, compiling for itself)."""
+    cache: dict[str, Path | None] = {"folder": None}
+
+    def build() -> None:
+        cache["folder"] = class_compile_cache(len(pending), compile_cache, progress, **settings)
+
+    def one(index: int, item: intake.Submission) -> dict:
+        return student.grade_one(index, item, {**settings, "compile_cache": cache["folder"]})
+
+    index_of = {submission.student: index for index, submission in enumerate(found)}
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    building = [pool.submit(build)] if compile_cache is not None else []
+    futures = [pool.submit(one, index_of[item.student], item) for item in pending]
+    try:
+        for future in as_completed(futures):
+            record(future.result())
+        for future in building:
+            future.result()
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        student.stop_all()  # Ctrl-C, a full disk: the students in flight are given up, the rest kept
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def cache_key(assignment: str, solutions: Path = SOLUTIONS) -> str:
@@ -167,9 +209,7 @@ def cache_key(assignment: str, solutions: Path = SOLUTIONS) -> str:
     return digest.hexdigest()[:16]
 
 
-def class_compile_cache(
-    class_size: int, root: Path, run_dir: Path, solutions: Path, progress, *, uid: int, **settings
-) -> Path | None:
+def class_compile_cache(class_size: int, root: Path, progress, **settings) -> Path | None:
     """The assignment's JAX compilation cache, built first when missing and the class is big enough.
 
     Every student's notebook compiles mostly the same programs as the solution (the same train step, the
@@ -181,7 +221,7 @@ def class_compile_cache(
     None (no cache) when it is missing and the class is smaller than BUILD_CACHE_FROM, or when the build
     failed (the reason goes to `progress`).
     """
-    assignment = settings["assignment"]
+    assignment, solutions = settings["assignment"], Path(settings["solutions"])
     folder = root / f"{assignment}-{cache_key(assignment, solutions)}"
     if folder.is_dir():
         return folder
@@ -192,8 +232,7 @@ def class_compile_cache(
     started = time.monotonic()
     files = {path.name: path.read_bytes() for path in notebooks(assignment, solutions)}
     solution = intake.Submission(student="solution (compile cache)", files=files)
-    settings = {**settings, "out": run_dir / "solution-out"}  # its feedback is not the class's
-    row = _run_worker(-1, solution, run_dir, uid=uid, compile_cache=None, compile_cache_out=str(building), **settings)
+    row = student.grade_one(-1, solution, {**settings, "compile_cache": None, "compile_cache_out": str(building)})
     outcomes = {test["outcome"] for test in row["tests"]}
     complete = row["status"] == "graded" and outcomes <= {"passed", "needs manual grading"}
     if not complete or not any(building.iterdir()):
@@ -218,65 +257,6 @@ def class_compile_cache(
     return folder
 
 
-def _run_worker(index: int, submission: intake.Submission, run_dir: Path, **settings) -> dict:
-    """Run grader.worker for one student in its own process; a row even when the worker fails."""
-    folder = run_dir / (f"s{index:04d}" if index >= 0 else "solution")
-    (folder / "input").mkdir(parents=True)
-    files = {}
-    for name, data in submission.files.items():
-        if data is not None:
-            (folder / "input" / name).write_bytes(data)
-            files[name] = str(folder / "input" / name)
-        else:
-            files[name] = None
-    spec = {
-        "student": submission.student,
-        "files": files,
-        "notes": submission.notes,
-        "problem": submission.problem,
-        "folder": str(folder),
-        **{key: (str(value) if isinstance(value, Path) else value) for key, value in settings.items()},
-    }
-    (folder / "spec.json").write_text(json.dumps(spec))
-    started = time.monotonic()
-    limit = settings["student_timeout"] + 180
-    process = subprocess.Popen(
-        [sys.executable, "-m", "grader.worker", str(folder / "spec.json")],
-        cwd=str(Path(__file__).resolve().parent.parent),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        log, _ = process.communicate(timeout=limit)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        log, _ = process.communicate()
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)  # anything the worker left behind
-        except ProcessLookupError:
-            pass
-    result_path = folder / "result.json"
-    seconds = time.monotonic() - started
-    if result_path.exists():
-        row = json.loads(result_path.read_text())
-    else:
-        tail = log.decode(errors="replace").strip().splitlines()[-3:] if log else []
-        row = {
-            "student_id": submission.student,
-            "assignment": settings["assignment"],
-            "score": 0.0,
-            "max_score": 0.0,
-            "status": "error",
-            "message": "the grader itself failed on this submission: " + " / ".join(tail)[-400:],
-            "tests": [],
-        }
-    row["seconds"] = round(seconds, 2)
-    shutil.rmtree(folder, ignore_errors=True)
-    return row
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m grader grade", description=__doc__.splitlines()[0])
     parser.add_argument("assignment", help="an assignment folder name under solutions/, e.g. 01_snapshot")
@@ -285,7 +265,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--jobs", type=int, default=None, help="students graded at once (default: cores)")
     parser.add_argument("--cell-timeout", type=float, default=300, help="seconds one cell may run (300)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds one student's notebooks may run")
-    parser.add_argument("--memory-mb", type=int, default=4096, help="address space per process in the sandbox")
+    parser.add_argument("--memory-mb", type=int, default=4096, help="memory of a student's whole sandbox (4096)")
+    parser.add_argument("--disk-mb", type=int, default=1024, help="size of one student's scratch folder (1024)")
+    parser.add_argument("--cpus", type=float, default=None, help="cap on a sandbox's cores (default: equal shares)")
+    parser.add_argument(
+        NO_FENCES_FLAG, dest="no_fences", action="store_true",
+        help="no cgroup fences on a student's whole sandbox (--memory-mb then limits each process's address space)",
+    )  # fmt: skip
+    parser.add_argument("--restart", action="store_true", help="regrade every student, even those OUT holds")
+    parser.add_argument(
+        "--dask", default=None, metavar="ADDRESS", help="grade on a Dask cluster: tcp://HOST:PORT or a scheduler file"
+    )
     parser.add_argument(
         NO_SANDBOX_FLAG, dest="no_sandbox", action="store_true", help="run student code unsandboxed (trusted only)"
     )
@@ -309,10 +299,15 @@ def main(argv: list[str]) -> int:
             cell_timeout=args.cell_timeout,
             student_timeout=args.timeout,
             memory_mb=args.memory_mb,
+            disk_mb=args.disk_mb,
+            cpus=args.cpus,
             use_sandbox=not args.no_sandbox,
+            use_fences=not args.no_fences,
             compile_cache=None if args.no_compile_cache else args.compile_cache,
+            restart=args.restart,
+            dask=args.dask,
         )
-    except GradingError as error:
+    except (GradingError, results.OutError) as error:
         print(f"grade: {error}", file=sys.stderr)
         return 1
     return 0

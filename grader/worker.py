@@ -1,13 +1,16 @@
 """Grade one student (run by grader/grade.py as `python -m grader.worker SPEC.json`; trusted code).
 
-Writes result.json beside SPEC.json: the student's row plus per-test details, and the feedback HTML.
+Writes result.json beside SPEC.json (the student's row plus per-test details) and, per notebook, the scored
+notebook that the feedback page shows (feedback/<stem>.json; grader/student.py renders the page).
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -15,11 +18,13 @@ from pathlib import Path
 # schema never uses the formats it checks. One worker starts per student: skip it.
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
+import nbformat  # noqa: E402
+
 from grader import intake, sandbox  # noqa: E402
 from grader.assemble import Template, assemble, for_feedback, is_manual, nbgrader_meta, read_templates, scrub  # noqa: E402
 from grader.execute import Execution, execute  # noqa: E402
-from grader.feedback import render  # noqa: E402
 
+PR_SET_PDEATHSIG = 1
 PASSTHROUGH = ("JAX_PLATFORMS", "XLA_FLAGS", "RESUMABLE_QUIET", "JAX_ENABLE_X64", "TF_CPP_MIN_LOG_LEVEL")
 
 
@@ -98,7 +103,6 @@ def score_tests(template: Template, assembled, execution: Execution) -> list[dic
 def grade(spec: dict) -> dict:
     student, assignment = spec["student"], spec["assignment"]
     folder = Path(spec["folder"])
-    out = Path(spec["out"])
     templates = read_templates(Path(spec["templates"]))
     row = {
         "student_id": student,
@@ -118,7 +122,7 @@ def grade(spec: dict) -> dict:
         names = ", ".join(spec["files"])
         row.update(status="missing", message=f"no submitted notebook named {names} was found")
         return row
-    feedback_dir = out / "feedback" / student
+    feedback_dir = folder / "feedback"  # grader/student.py hands the pages back with the row
     workdir = folder / "scratch" / "work"
     for number, (name, path) in enumerate(spec["files"].items()):
         template = templates[name]
@@ -145,12 +149,12 @@ def grade(spec: dict) -> dict:
             problems.append(f"{name}: {execution.tampered}; tests from there on were not trusted and scored 0")
         elif execution.stopped:
             problems.append(f"{name}: {execution.stopped}; tests not yet run scored 0")
-        feedback = for_feedback(assembled.notebook, template)
+        feedback = joined_streams(for_feedback(assembled.notebook, template))
         score = sum(test["score"] for test in tests)
         maximum = template.max_score
         feedback_dir.mkdir(parents=True, exist_ok=True)
-        html = render(feedback, name, student, assignment, score, maximum)
-        (feedback_dir / (Path(name).stem + ".html")).write_text(html)
+        page = {"notebook": nbformat.writes(feedback), "name": name, "score": score, "max_score": maximum}
+        (feedback_dir / (Path(name).stem + ".json")).write_text(json.dumps(page))
     failed = [test for test in row["tests"] if test["outcome"].startswith("failed")]
     summary = []
     if problems:
@@ -164,6 +168,27 @@ def grade(spec: dict) -> dict:
     summary += notes
     row["message"] = " | ".join(summary).replace("\n", " ")[:1000]
     return row
+
+
+def joined_streams(notebook):
+    """`notebook` with each run of stdout (or stderr) outputs of a cell joined into one: how the kernel's
+    flushes split a cell's printing varies from run to run (seen under load), the feedback page must not."""
+    for cell in notebook.cells:
+        joined = []
+        for output in cell.get("outputs", []):
+            previous = joined[-1] if joined else None
+            if (
+                output.get("output_type") == "stream"
+                and previous is not None
+                and previous.get("output_type") == "stream"
+                and previous.get("name") == output.get("name")
+            ):
+                previous["text"] = "".join(previous["text"]) + "".join(output["text"])
+            else:
+                joined.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = joined
+    return notebook
 
 
 def _run(assembled, folder: Path, workdir: Path, number: int, spec: dict) -> Execution:
@@ -184,7 +209,12 @@ def _run(assembled, folder: Path, workdir: Path, number: int, spec: dict) -> Exe
     sockets = scratch / f".k{number}"
     sockets.mkdir()
     uid = int(spec["uid"])
-    limits = sandbox.Limits(memory_bytes=int(spec["memory_mb"]) * 1024**2)
+    memory = int(spec["memory_mb"]) * 1024**2
+    if spec.get("fenced"):  # the fence limits the sandbox as a whole; these are only per process
+        processes = int(spec.get("processes") or sandbox.Limits.processes)
+        limits = sandbox.Limits(memory_bytes=max(memory, sandbox.Limits.memory_bytes), processes=2 * processes)
+    else:
+        limits = sandbox.Limits(memory_bytes=memory)
     env = kernel_environment(home)
     cache = compile_cache(spec, scratch)
     if cache is not None:
@@ -195,7 +225,11 @@ def _run(assembled, folder: Path, workdir: Path, number: int, spec: dict) -> Exe
         accounts = sandbox.write_accounts(folder / "etc", uid, home)
 
         def wrap(command: list[str]) -> list[str]:
-            return sandbox.command(command, scratch, env=env, uid=uid, limits=limits, chdir=workdir, accounts=accounts)
+            sandboxed = sandbox.command(
+                command, scratch, env=env, uid=uid, limits=limits, chdir=workdir, accounts=accounts
+            )
+            # the fence's OOM killer then picks the sandbox's processes first, never this worker while one is left
+            return ["/bin/sh", "-c", 'echo 1000 > /proc/self/oom_score_adj && exec "$@"', "sh", *sandboxed]
 
         owner = uid if sandbox.drops_privileges() else None
     else:
@@ -239,9 +273,20 @@ def compile_cache(spec: dict, scratch: Path) -> Path | None:
     return cache
 
 
+def die_with_parent(parent_pid: int) -> None:
+    """SIGKILL this worker when the process that started it dies (a grader killed with SIGKILL); the
+    sandbox (bubblewrap --die-with-parent) then dies with it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # it died before the line above
+        os._exit(1)
+
+
 def main(argv: list[str]) -> int:
     spec_path = Path(argv[0])
     spec = json.loads(spec_path.read_text())
+    if spec.get("parent_pid"):
+        die_with_parent(int(spec["parent_pid"]))
     row = grade(spec)
     (spec_path.parent / "result.json").write_text(json.dumps(row))
     return 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import grade, worker
+from grader import grade, student, worker
 from grader.paths import SOLUTIONS
 
 ASSIGNMENT = "03_update"
@@ -21,16 +21,14 @@ def build(tmp_path: Path, class_size: int, fake_worker, monkeypatch) -> tuple[Pa
     calls: list[dict] = []
     lines: list[str] = []
 
-    def run_worker(index, submission, run_dir, **settings):
+    def grade_one(index, submission, settings):
         calls.append({"index": index, "files": sorted(submission.files), **settings})
         return fake_worker(settings)
 
-    monkeypatch.setattr(grade, "_run_worker", run_worker)
-    (tmp_path / "run").mkdir(exist_ok=True)
+    monkeypatch.setattr(student, "grade_one", grade_one)
     folder = grade.class_compile_cache(
-        class_size, tmp_path / "cache", tmp_path / "run", SOLUTIONS, lines.append, uid=1, assignment=ASSIGNMENT,
-        out=tmp_path / "out",
-    )  # fmt: skip
+        class_size, tmp_path / "cache", lines.append, assignment=ASSIGNMENT, solutions=str(SOLUTIONS)
+    )
     return folder, lines, calls
 
 
@@ -47,7 +45,6 @@ def test_a_class_big_enough_builds_it_from_the_solution_once(tmp_path, monkeypat
     assert folder.name == f"{ASSIGNMENT}-{grade.cache_key(ASSIGNMENT)}"
     assert len(calls) == 1 and calls[0]["index"] == -1 and calls[0]["compile_cache"] is None
     assert calls[0]["files"] == [path.name for path in sorted((SOLUTIONS / ASSIGNMENT).glob("*.ipynb"))]
-    assert calls[0]["out"] != tmp_path / "out", "the solution's feedback must not land in the class's output"
     assert "built from its solution" in lines[0]
     assert sorted(path.name for path in (tmp_path / "cache").iterdir()) == sorted(
         [folder.name, "01_snapshot-0000000000000000"]
