@@ -47,10 +47,10 @@ def kernel_environment(home: Path) -> dict[str, str]:
     return env
 
 
-def _first_line(text: str, limit: int = 160) -> str:
+def first_line(text: str) -> str:
+    """The whole first non-blank line of an error message: its cause and its hint (grades.csv shows it)."""
     lines = [line for line in str(text).splitlines() if line.strip()]
-    line = lines[0].strip() if lines else ""
-    return line if len(line) <= limit else line[: limit - 3] + "..."
+    return lines[0].strip() if lines else ""
 
 
 def score_tests(template: Template, assembled, execution: Execution) -> list[dict]:
@@ -68,7 +68,7 @@ def score_tests(template: Template, assembled, execution: Execution) -> list[dic
             outcome = "not run"
         elif record.status != "ok" or record.errors:
             ename, evalue = record.errors[0] if record.errors else ("Error", "")
-            message = _first_line(scrub(evalue, template.hidden_lines))
+            message = first_line(scrub(evalue, template.hidden_lines))
             outcome = f"failed: {ename}" + (f": {message}" if message else "")
         elif record.stderr:
             outcome = "failed: wrote to stderr (nbgrader scores that as a failure)"

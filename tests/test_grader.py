@@ -322,3 +322,10 @@ def test_validate_names_a_locked_cell_that_raises(tmp_path):
     assert completed.returncode == 1, completed.stdout + completed.stderr
     assert f"an error in cell {index + 1} ({grade_id})" in completed.stderr, completed.stderr
     assert "without encryption" not in completed.stdout + completed.stderr
+
+
+def test_a_failed_tests_row_keeps_its_whole_first_message_line():
+    from grader.worker import first_line
+
+    cause = "the restored model still equals the fresh one: was nnx.update called? " * 4  # about 290 characters
+    assert first_line(f"\n  {cause.strip()}\nThe original error:\nValueError: ...") == cause.strip()
