@@ -329,3 +329,23 @@ def test_a_failed_tests_row_keeps_its_whole_first_message_line():
 
     cause = "the restored model still equals the fresh one: was nnx.update called? " * 4  # about 290 characters
     assert first_line(f"\n  {cause.strip()}\nThe original error:\nValueError: ...") == cause.strip()
+
+
+def test_the_kernel_probe_runs_as_a_module_and_finds_a_replaced_comparison(monkeypatch):
+    import numpy as np
+
+    from grader import kernel_probe
+
+    with pytest.raises(AssertionError) as clean:
+        kernel_probe.__grader_probe__("nonce-1", probe.WATCHED_MODULES)
+    assert str(clean.value).startswith("nonce-1|") and "numpy.array_equal" not in str(clean.value)
+    monkeypatch.setattr(np, "array_equal", lambda *arrays: True)
+    with pytest.raises(AssertionError) as tampered:
+        kernel_probe.__grader_probe__("nonce-2", probe.WATCHED_MODULES)
+    assert "numpy.array_equal" in str(tampered.value).removeprefix("nonce-2|").split(";")
+
+
+def test_the_probe_sent_to_the_kernel_is_the_modules_source_and_a_call():
+    sent = probe.make_probe()
+    assert sent.source.startswith(probe.PROBE_SOURCE)
+    assert f"__grader_probe__({sent.nonce!r}, {probe.WATCHED_MODULES!r})" in sent.source
