@@ -26,27 +26,29 @@ def venv_environment() -> dict[str, str]:
     return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
 
 
+def run_nbgrader(*args: str) -> subprocess.CompletedProcess:
+    """`python -m nbgrader ARGS` with the course configuration (run from grader/), its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=GRADER,
+        env=venv_environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def generate(assignment_ids: list[str], release_dir: Path) -> None:
     """Run `nbgrader generate_assignment` for each assignment into `release_dir/<assignment>/`."""
     release_dir.mkdir(parents=True, exist_ok=True)
     database = release_dir / "gradebook.db"
     for assignment in assignment_ids:
-        completed = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "nbgrader",
-                "generate_assignment",
-                assignment,
-                "--force",
-                f"--CourseDirectory.release_directory={release_dir}",
-                f"--CourseDirectory.db_url=sqlite:///{database}",
-            ],
-            cwd=GRADER,
-            env=venv_environment(),
-            capture_output=True,
-            text=True,
-            check=False,
+        completed = run_nbgrader(
+            "generate_assignment",
+            assignment,
+            "--force",
+            f"--CourseDirectory.release_directory={release_dir}",
+            f"--CourseDirectory.db_url=sqlite:///{database}",
         )
         produced = notebooks(assignment, release_dir)
         if completed.returncode != 0 or not produced:

@@ -5,38 +5,27 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from nbgrader.api import Gradebook
 
 from grader import markers
-from grader.paths import GRADER, SOLUTIONS
-from grader.release import venv_environment
+from grader.paths import SOLUTIONS
+from grader.release import run_nbgrader
 
 SOLUTION_MARKERS = markers.ALL
 
 
 def nbgrader(*args: str, root: Path) -> subprocess.CompletedProcess:
     """Run an nbgrader command with the course config, its working area moved under `root`."""
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nbgrader",
-            *args,
-            f"--CourseDirectory.source_directory={SOLUTIONS}",
-            f"--CourseDirectory.release_directory={root / 'release'}",
-            f"--CourseDirectory.submitted_directory={root / 'submitted'}",
-            f"--CourseDirectory.autograded_directory={root / 'autograded'}",
-            f"--CourseDirectory.feedback_directory={root / 'feedback'}",
-            f"--CourseDirectory.db_url=sqlite:///{root / 'gradebook.db'}",
-        ],
-        cwd=GRADER,
-        env=venv_environment(),
-        capture_output=True,
-        text=True,
-        check=False,
+    completed = run_nbgrader(
+        *args,
+        f"--CourseDirectory.source_directory={SOLUTIONS}",
+        f"--CourseDirectory.release_directory={root / 'release'}",
+        f"--CourseDirectory.submitted_directory={root / 'submitted'}",
+        f"--CourseDirectory.autograded_directory={root / 'autograded'}",
+        f"--CourseDirectory.feedback_directory={root / 'feedback'}",
+        f"--CourseDirectory.db_url=sqlite:///{root / 'gradebook.db'}",
     )
     assert completed.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{completed.stdout}{completed.stderr}"
     return completed
