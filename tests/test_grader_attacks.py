@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 
 from tests.grader_fixtures import attacks
-from tests.grader_fixtures.simulated_class import Expect, SimulatedClass, dump, hostile, released, with_cell
+from tests.grader_fixtures.hostile_class import hostile
+from tests.grader_fixtures.simulated_class import Expect, SimulatedClass, dump, released, with_cell
 from tests.test_grader_class import ASSIGNMENTS, check_rows, pytestmark, run_class  # noqa: F401 (marks)
 
 

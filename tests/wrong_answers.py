@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 import nbformat
 
+from grader import markers
 from grader.assemble import nbgrader_meta
 from grader.paths import SOLUTIONS, notebooks
 
-MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+MARKERS = (markers.BEGIN_SOLUTION, markers.END_SOLUTION)
 
 
 @functools.cache
