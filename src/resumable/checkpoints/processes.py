@@ -199,20 +199,39 @@ def run_processes(
             _wait_or_fail(jobs, victim, pause, timeout)
             jobs[victim].send(signal.SIGTERM if kill == "sigterm" else signal.SIGKILL)
             killed_at = time.monotonic()
-        records = []
+        limit = notice_limit if killed_at is not None and kill != "sigterm" else timeout
+        _wait_all(jobs, time.monotonic() + limit, stop_on_failure=kill == "none")
+        stopped = [job for job in jobs if job.process.poll() is None]
+        for job in stopped:  # hung on a dead peer (bounded here), or its peer failed
+            job.send(signal.SIGKILL)
+        for job in jobs:
+            job.finish(10.0)  # collect what it reported
         for process, job in enumerate(jobs):
-            limit = notice_limit if killed_at is not None and kill != "sigterm" else timeout
-            try:
-                exit_code = job.finish(limit)
-            except JobError:
-                job.stop()  # hung on a dead peer: bounded, killed here
-                exit_code = job.process.returncode
-            records.append(_process_record(job, process, exit_code, kill, victim, killed_at))
+            failed_alone = job not in stopped and job.process.returncode not in (0, -signal.SIGKILL)
+            if failed_alone and (kill == "none" or not any(event["event"] == "start" for event in job.events)):
+                raise JobError(f"process {process} (pid {job.pid}) failed with status {job.process.returncode}"
+                               f"{job._stderr_tail(4)}")
+        records = [
+            _process_record(job, process, job.process.returncode, kill, victim, killed_at)
+            for process, job in enumerate(jobs)
+        ]
         for record in records:
             if kill == "none" and record.ending != "done":
-                raise JobError(f"process {record.process} exited with status {record.exit_code} before it was "
-                               f"done: {record.said}")
+                raise JobError(f"process {record.process} (pid {record.pid}) exited with status "
+                               f"{record.exit_code} before it was done: {record.said}")
         return RunRecord(records, num_processes, devices)
+
+
+def _wait_all(jobs: list[EventProcess], deadline: float, *, stop_on_failure: bool) -> None:
+    """Wait until every process has exited or the deadline passes; with `stop_on_failure`, stop waiting as soon
+    as one process failed (its peers would wait for it until their own timeouts)."""
+    while time.monotonic() < deadline:
+        codes = [job.process.poll() for job in jobs]
+        if all(code is not None for code in codes):
+            return
+        if stop_on_failure and any(code not in (None, 0) for code in codes):
+            return
+        time.sleep(0.05)
 
 
 def _wait_or_fail(jobs: list[EventProcess], victim: int, event: str, timeout: float) -> None:

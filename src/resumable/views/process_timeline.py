@@ -45,7 +45,7 @@ def plot_process_timeline(
             lanes.plot(step, y, "o", markersize=8, markerfacecolor="white",
                        markeredgecolor="tab:red" if lost else "tab:blue", markeredgewidth=1.8)
         marker, marker_colour, _ = ENDINGS[process.ending]
-        lanes.plot(process.last_step + 0.15, y, marker, color=marker_colour, markersize=10, markeredgecolor="black")
+        lanes.plot(process.last_step + 0.2, y, marker, color=marker_colour, markersize=10, markeredgecolor="black")
         note = f" after {process.noticed_after:.1f} s" if process.noticed_after is not None else ""
         lanes.annotate(f"{process.ending}{note}", (process.last_step + 0.45, y), va="center", fontsize=7)
     lanes.set_yticks(
@@ -54,7 +54,7 @@ def plot_process_timeline(
          for label, record, process in reversed(rows)],
         fontsize=8,
     )
-    lanes.set_xlim(-0.3, steps + 4.5)
+    lanes.set_xlim(-0.3, steps + 3.0)
     lanes.set_ylim(0.4, len(rows) + 0.6)
     lanes.set_xlabel("step")
     lanes.set_title(title, fontsize=10)
