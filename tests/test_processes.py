@@ -133,7 +133,9 @@ def test_a_killed_process_ends_its_peer_within_the_bound_and_nothing_is_left(tmp
     victim, survivor = run.processes[1], run.processes[0]
     assert (victim.ending, victim.exit_code) == ("killed", -9)
     assert survivor.ending == "peer lost" and survivor.noticed_after <= NOTICE_LIMIT_SECONDS
-    assert "Terminating process because the JAX distributed service detected fatal errors" in survivor.said
+    # gloo's error if the peer died mid-collective, else JAX's coordination service ending the survivor
+    said = ("Gloo all-reduce failed", "Terminating process because the JAX distributed service detected fatal errors")
+    assert any(text in survivor.said for text in said), survivor.said
     assert alive([victim.pid, survivor.pid]) == []
 
 
