@@ -60,6 +60,14 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def peak_mb() -> float:
+    """This process's peak resident memory so far (VmHWM, from /proc), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
 def _wait(seconds: float = PAUSE_LIMIT_SECONDS) -> None:
     """Wait to be signalled; give up after PAUSE_LIMIT_SECONDS (a paused process nobody ends exits itself)."""
     time.sleep(seconds)
@@ -194,12 +202,12 @@ def main(argv: list[str] | None = None) -> int:
         if preempted:
             manager.wait_until_finished()
             message = f"preemption agreed at step {step}: saved it ({saved}), exiting cleanly"
-            emit("preempted", step=step, message=message)
+            emit("preempted", step=step, message=message, peak_mb=peak_mb())
             manager.close()
             jax.distributed.shutdown()
             return 0
     manager.wait_until_finished()
-    emit("done", step=arguments.steps, checkpoints=[int(s) for s in manager.all_steps()])
+    emit("done", step=arguments.steps, checkpoints=[int(s) for s in manager.all_steps()], peak_mb=peak_mb())
     manager.close()
     jax.distributed.shutdown()
     return 0

@@ -51,6 +51,7 @@ class ProcessRecord(JobRecord):
     noticed_after: float | None = None  # seconds from the peer's death to this process's exit
     said: str = ""  # what JAX said (the process's report, or its fatal line on stderr)
     restored_digest: str | None = None  # `state_digest` of what it restored, if it resumed
+    peak_mb: float | None = None  # its peak resident memory, reported when it ended cleanly
 
 
 @dataclass
@@ -280,6 +281,7 @@ def _process_record(
         noticed_after=noticed,
         said=said,
         restored_digest=next((event["digest"] for event in events if event["event"] == "restored"), None),
+        peak_mb=next((event["peak_mb"] for event in events if "peak_mb" in event), None),
     )
 
 
