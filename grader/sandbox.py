@@ -61,6 +61,9 @@ def _dirs_for(path: Path, made: set[Path]) -> list[str]:
     return args
 
 
+HOSTNAME = "sandbox"  # the host name inside the sandbox (its own UTS namespace), listed in its /etc/hosts
+
+
 def drops_privileges() -> bool:
     return os.geteuid() == 0
 
@@ -88,8 +91,11 @@ def write_accounts(folder: Path, uid: int, home: Path) -> Path:
         groups.append(f"student:x:{sandbox_gid}:")
     users.append("nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin")
     groups.append("nogroup:x:65534:")
+    # The sandbox's own host name, resolvable without DNS: gloo (JAX's CPU collectives, notebook 09's
+    # processes) resolves the host name to open its loopback sockets, and fails without an entry.
+    hosts = ["127.0.0.1 localhost", f"127.0.0.1 {HOSTNAME}", "::1 localhost"]
     folder.mkdir(parents=True, exist_ok=True)
-    for name, lines in (("passwd", users), ("group", groups)):
+    for name, lines in (("passwd", users), ("group", groups), ("hosts", hosts)):
         (folder / name).write_text("\n".join(lines) + "\n")
         (folder / name).chmod(0o644)
     return folder
@@ -107,13 +113,14 @@ def command(
 ) -> list[str]:
     """The command line that runs `argv` in the sandbox with `writable` bound read-write at the same path.
 
-    `accounts` (from `write_accounts`, outside `writable`): its passwd and group are bound read-only in /etc."""
+    `accounts` (from `write_accounts`, outside `writable`): its passwd, group and hosts are bound read-only in
+    /etc."""
     made: set[Path] = set()
     if drops_privileges():  # root: no user namespace (setpriv then drops to an unmapped, unprivileged uid)
         namespaces = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     else:
         namespaces = ["--unshare-all"]
-    args = [BWRAP, *namespaces, "--die-with-parent", "--new-session"]
+    args = [BWRAP, *namespaces, "--hostname", HOSTNAME, "--die-with-parent", "--new-session"]
     args += ["--ro-bind", "/usr", "/usr"]
     for name in ("bin", "sbin", "lib", "lib64", "lib32", "libx32"):
         target = Path("/") / name
@@ -133,6 +140,9 @@ def command(
             "--ro-bind",
             str(accounts / "group"),
             "/etc/group",
+            "--ro-bind",
+            str(accounts / "hosts"),
+            "/etc/hosts",
         ]
     # The private /tmp first: a repository or venv that lives under /tmp (a CI clone) is bound into it after.
     args += ["--proc", "/proc", "--dev", "/dev"]

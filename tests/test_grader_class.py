@@ -147,7 +147,7 @@ def run_class(simulated: SimulatedClass, out: Path, **settings) -> list[dict]:
 
 # The classes take 1-4 minutes each; this file grades these, test_grader_class_rest.py the others, so that
 # xdist (--dist loadfile keeps a file on one worker) runs the two halves side by side.
-THIS_FILE = ("07_production", "01_snapshot", "02_persist", "08_sharding")
+THIS_FILE = ("07_production", "01_snapshot", "02_persist", "08_sharding", "06_loaders")
 
 
 @pytest.mark.parametrize("assignment", [name for name in ASSIGNMENTS if name in THIS_FILE])

@@ -10,14 +10,17 @@ The training world (this package's top level; the names below import from `resum
 Checkpoint and process tooling, `resumable.checkpoints`:
     files        what a checkpoint folder holds (listing, stored shapes vs a template, Orbax's noise)
     manager      `open_manager`: the course's Orbax CheckpointManager
-    jobs         start, follow, kill and resume training processes (`run_job`, `TrainingJob`)
+    jobs         start, follow, kill and resume training processes (`EventProcess`, the one launcher;
+                 `run_job`, `TrainingJob`)
     training_job the training process itself (`python -m resumable.checkpoints.training_job`)
+    processes    several JAX processes on a loopback port (`run_processes`, `RunRecord`), built on jobs
+    process_job  one data-parallel process of them (`python -m resumable.checkpoints.process_job`)
     sharding     meshes of simulated devices and the course's partition rule
     uncommitted  host copies of restored arrays (restored runs reuse a fresh run's compiled steps)
 
 What the notebooks show, `resumable.views` (one module per widget: a plain callback plus its wiring):
     plots, progress, snapshot_tree (01), update_toggle (03), batch_order (04), crash_lab (05),
-    timeline (06), mesh_picker (07)
+    timeline (06), mesh_picker (07), process_timeline (09)
 
 Runtime set-up, `resumable.runtime`:
     compile_cache  the opt-in persistent JAX compilation cache (`RESUMABLE_JAX_CACHE`)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from resumable.training import RunConfig
 
@@ -34,7 +34,7 @@ Kill = Literal["none", "sigkill", "sigkill_during_save", "sigterm"]
 KILLS: tuple[Kill, ...] = ("none", "sigkill", "sigkill_during_save", "sigterm")
 
 DEFAULT_CONFIG = RunConfig()
-_live_jobs: set[TrainingJob] = set()
+_live_jobs: set[EventProcess] = set()
 _compilation_cache: Path | None = None
 
 
@@ -67,65 +67,31 @@ def compilation_cache() -> Path:
     return _compilation_cache
 
 
-class TrainingJob:
-    """One `python -m resumable.checkpoints.training_job` process, run with this kernel's Python (`sys.executable`).
+class EventProcess:
+    """A Python module run as a process of its own that reports JSON-line events on stdout.
 
-    Use it as a context manager: on leaving the block (also when a cell fails) a process still alive is
-    killed and reaped, so no job outlives the cell that started it. Events arrive as dicts in `events`.
+    The one launcher of the course: `TrainingJob` (06) and `resumable.checkpoints.processes` (several JAX
+    processes) build on it. The process runs with this kernel's Python (`sys.executable`) in a process group of
+    its own (`stop` kills the group, so nothing it started outlives it), its stdin a pipe that the process
+    watches (`--watch-stdin`: when this kernel dies, the pipe closes and the process exits). Use it as a
+    context manager: on leaving the block (also when a cell fails) a process still alive is killed and reaped.
+    Events arrive as dicts in `events`; stderr goes to `stderr_path`.
     """
 
-    def __init__(
-        self,
-        functions: Path | str,
-        directory: Path | str,
-        *,
-        steps: int,
-        every: int,
-        keep: int,
-        config: RunConfig = DEFAULT_CONFIG,
-        pause_after: int | None = None,
-        pause_in_save: int | None = None,
-        fresh: bool = False,
-    ) -> None:
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.stderr_path = self.directory.parent / f"{self.directory.name}-worker-{time.time_ns()}.log"
-        command = [
-            sys.executable,
-            "-m",
-            "resumable.checkpoints.training_job",
-            f"--functions={Path(functions).resolve()}",
-            f"--directory={self.directory.resolve()}",
-            f"--steps={steps}",
-            f"--every={every}",
-            f"--keep={keep}",
-            f"--config={json.dumps(asdict(config))}",
-            "--watch-stdin",
-        ]
-        if pause_after is not None:
-            command.append(f"--pause-after={pause_after}")
-        if pause_in_save is not None:
-            command.append(f"--pause-in-save={pause_in_save}")
-        if fresh:
-            command.append("--fresh")
-        environment = {
-            **os.environ,
-            "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu"),
-            "RESUMABLE_QUIET": "1",
-            "JAX_COMPILATION_CACHE_DIR": str(compilation_cache()),
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
-        }
+    def __init__(self, module: str, arguments: list[str], *, stderr_path: Path, environment: dict[str, str]) -> None:
+        self.stderr_path = stderr_path
         self.events: list[dict[str, Any]] = []
+        self.ended_at: float | None = None
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
         with open(self.stderr_path, "wb") as stderr:
             self.process = subprocess.Popen(
-                command,
+                [sys.executable, "-m", module, *arguments, "--watch-stdin"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
-                env=environment,
+                env={**os.environ, **environment},
                 text=True,
+                start_new_session=True,
             )
         _live_jobs.add(self)
         threading.Thread(target=self._read_events, daemon=True).start()
@@ -134,9 +100,13 @@ class TrainingJob:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             try:
-                self._queue.put(json.loads(line))
+                item = json.loads(line)
             except json.JSONDecodeError:
-                self._queue.put({"event": "output", "text": line.rstrip()})
+                item = None
+            if not isinstance(item, dict) or "event" not in item:  # a library's print, not an event
+                item = {"event": "output", "text": line.rstrip()}
+            self._queue.put(item)
+        self.ended_at = time.monotonic()  # when its stdout closed: it exited (or closed stdout to exit)
         self._queue.put(None)  # end of stream: the process exited
 
     @property
@@ -181,9 +151,12 @@ class TrainingJob:
         self.process.send_signal(signal_number)
 
     def stop(self) -> None:
-        """Kill the process if it is still alive, reap it and close its pipes."""
+        """Kill the process (and its process group) if it is still alive, reap it and close its pipes."""
         if self.process.poll() is None:
-            self.process.kill()
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.process.wait()
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
@@ -197,11 +170,62 @@ class TrainingJob:
             return ""
         return "\nlast lines of its stderr:\n" + "\n".join(tail) if tail else ""
 
-    def __enter__(self) -> TrainingJob:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class TrainingJob(EventProcess):
+    """One `python -m resumable.checkpoints.training_job` process (06): train, checkpoint, pause, resume."""
+
+    def __init__(
+        self,
+        functions: Path | str,
+        directory: Path | str,
+        *,
+        steps: int,
+        every: int,
+        keep: int,
+        config: RunConfig = DEFAULT_CONFIG,
+        pause_after: int | None = None,
+        pause_in_save: int | None = None,
+        fresh: bool = False,
+    ) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        arguments = [
+            f"--functions={Path(functions).resolve()}",
+            f"--directory={self.directory.resolve()}",
+            f"--steps={steps}",
+            f"--every={every}",
+            f"--keep={keep}",
+            f"--config={json.dumps(asdict(config))}",
+        ]
+        if pause_after is not None:
+            arguments.append(f"--pause-after={pause_after}")
+        if pause_in_save is not None:
+            arguments.append(f"--pause-in-save={pause_in_save}")
+        if fresh:
+            arguments.append("--fresh")
+        super().__init__(
+            "resumable.checkpoints.training_job",
+            arguments,
+            stderr_path=self.directory.parent / f"{self.directory.name}-worker-{time.time_ns()}.log",
+            environment=job_environment(),
+        )
+
+
+def job_environment() -> dict[str, str]:
+    """The environment of a training process: CPU JAX, quiet, the shared compilation cache."""
+    return {
+        "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu"),
+        "RESUMABLE_QUIET": "1",
+        "JAX_COMPILATION_CACHE_DIR": str(compilation_cache()),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+    }
 
 
 @atexit.register
