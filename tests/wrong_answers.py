@@ -106,8 +106,8 @@ TABLES: dict[str, list[WrongAnswer]] = {
             "save_triple_solution",
             "the checkpoint's top-level keys are ['model', 'pipeline']",
             (
-                "named((pipeline, model, optimizer)).items()}",
-                'named((pipeline, model, optimizer)).items()\n                if name != "optimizer"}',
+                "named((pipeline, model, optimizer)).items()\n",
+                'named((pipeline, model, optimizer)).items()\n        if name != "optimizer"\n',
             ),
         ),
         wrong(
