@@ -42,8 +42,10 @@ $(STAMP): requirements.lock pyproject.toml
 lab: env
 	RESUMABLE_JAX_CACHE=$(CURDIR)/.cache/jax $(BIN)/jupyter lab $(LAB_FLAGS)
 
+# Ruff's checks (.py lines up to 120 characters), then notebook code lines up to 100 (a JupyterLab cell's width).
 lint: env
 	$(BIN)/ruff check src tests grader benchmarks solutions course
+	$(BIN)/ruff check --select E501 --line-length 100 solutions course
 
 test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax --nbval-cell-timeout=300 tests solutions

@@ -106,10 +106,7 @@ TABLES: dict[str, list[WrongAnswer]] = {
             "optimizer-left-out",
             "save_triple_solution",
             "the checkpoint's top-level keys are ['model', 'pipeline']",
-            (
-                "named((pipeline, model, optimizer)).items()}",
-                'named((pipeline, model, optimizer)).items()\n                if name != "optimizer"}',
-            ),
+            ("in parts.items()}", 'in parts.items() if name != "optimizer"}'),
         ),
         wrong(
             "rngs-left-out",
