@@ -14,7 +14,8 @@ import pytest
 
 from grader.assemble import nbgrader_meta
 from grader.paths import SOLUTIONS
-from tests.wrong_answers import mutate, solution_answer
+from tests.wrong_answers import answer_body as solution_answer
+from tests.wrong_answers import variant
 
 pytestmark = pytest.mark.slow
 
@@ -129,7 +130,7 @@ def test_each_wrong_answer_fails_the_visible_check_naming_its_cause(notebook):
     outcomes = {}
     for wrong in WRONG_ANSWERS:
         right = solution_answer("06_loaders", f"{wrong.solution_id}_solution")
-        exec(mutate(right, ((wrong.old, wrong.new),)), namespace)
+        exec(variant(right, wrong.old, wrong.new), namespace)
         try:
             visible = _run_check(cells, namespace, wrong.check_id, hidden=False)
             hidden = _run_check(cells, namespace, wrong.check_id, hidden=True)

@@ -15,7 +15,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.grader_fixtures.simulated_class import _variant, nbgrader_meta, solution_answer
+from grader.assemble import nbgrader_meta
+from tests.wrong_answers import answer_body as solution_answer
+from tests.wrong_answers import variant as _variant
 
 NOTEBOOK = Path(__file__).parents[1] / "solutions" / "09_processes" / "09_processes.ipynb"
 SETUP_CELLS = ("cell-02", "cell-04", "cell-08", "cell-10")

@@ -33,6 +33,24 @@ def solution_answer(assignment: str, grade_id: str) -> str:
     raise KeyError(f"{assignment} has no cell {grade_id}")
 
 
+@functools.cache
+def answer_body(assignment: str, grade_id: str) -> str:
+    """The solution cell `grade_id` as a short answer: its first line (the `def`) and the lines between the
+    solution markers, without the docstring (for replacements whose text the docstring also holds)."""
+    lines = solution_answer(assignment, grade_id).splitlines(keepends=True)
+    for path in notebooks(assignment, SOLUTIONS):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if nbgrader_meta(cell).get("grade_id") == grade_id:
+                begin, end = markers.solution_region(cell.source.splitlines(keepends=True))
+                return lines[0] + "".join(cell.source.splitlines(keepends=True)[begin + 1 : end])
+    raise KeyError(f"{assignment} has no cell {grade_id}")
+
+
+def variant(source: str, old: str, new: str) -> str:
+    """`source` with the one occurrence of `old` replaced by `new`."""
+    return mutate(source, ((old, new),))
+
+
 def mutate(source: str, changes: tuple[tuple[str, str], ...]) -> str:
     """`source` with each (old, new) replacement made; every `old` must occur exactly once."""
     for old, new in changes:
