@@ -47,8 +47,13 @@ def refresh(path: Path, timeout: int = 300) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
-        print("usage: python -m grader outputs NOTEBOOK.ipynb [...]", file=sys.stderr)
+    usage = "usage: python -m grader outputs NOTEBOOK.ipynb [...]"
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage, file=sys.stderr if not argv else sys.stdout)
+        return 2 if not argv else 0
+    missing = [name for name in argv if not name.endswith(".ipynb") or not Path(name).is_file()]
+    if missing:
+        print(f"grader outputs: not a notebook file: {', '.join(missing)}\n{usage}", file=sys.stderr)
         return 2
     for name in argv:
         refresh(Path(name))

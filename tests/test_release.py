@@ -67,3 +67,15 @@ def test_solutions_keep_only_checked_outputs(assignment):
                 assert not cell["outputs"], (
                     f"{path.name}: outputs stored in an unchecked cell (python -m grader outputs)"
                 )
+
+
+def test_outputs_refuses_what_is_not_a_notebook_without_touching_anything(tmp_path, capsys):
+    from grader import outputs
+
+    text = tmp_path / "notes.txt"
+    text.write_text("mine")
+    assert outputs.main(["--help"]) == 0
+    assert outputs.main([str(tmp_path / "missing.ipynb"), str(text)]) == 2
+    err = capsys.readouterr().err
+    assert "not a notebook file" in err and "missing.ipynb" in err and "notes.txt" in err, err
+    assert text.read_text() == "mine", "grader outputs changed a file it refused"
