@@ -79,3 +79,12 @@ def test_outputs_refuses_what_is_not_a_notebook_without_touching_anything(tmp_pa
     err = capsys.readouterr().err
     assert "not a notebook file" in err and "missing.ipynb" in err and "notes.txt" in err, err
     assert text.read_text() == "mine", "grader outputs changed a file it refused"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_each_notebook_is_titled_with_its_own_number(assignment):
+    """A renumbering that misses a title leaves a student in 07_production reading "# 06 ..."."""
+    (path,) = notebooks(assignment, SOLUTIONS)
+    title = json.loads(path.read_text())["cells"][0]["source"][0]
+    number = assignment.split("_")[0]
+    assert title.startswith(f"# {number} "), f"{path.name} is titled {title.strip()!r}: its number is {number}"
