@@ -47,8 +47,9 @@ lint: env
 	$(BIN)/ruff check src tests grader benchmarks solutions course
 	$(BIN)/ruff check --select E501 --line-length 100 solutions course
 
+# Every check; it ends with the 30 slowest tests, so each run says what the suite costs.
 test: lint
-	$(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax --nbval-cell-timeout=300 tests solutions
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=30 --nbval-lax --nbval-cell-timeout=300 tests solutions
 
 # Only the solution notebooks under nbval (CI runs it on Python 3.12 too: make nbval VENV=.venv-3.12 PY_WANT=3.12).
 nbval: env

@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -130,7 +131,14 @@ def wait_in_slices(
 
 
 class SlicedClient(NotebookClient):
-    """nbclient whose waits for kernel replies cannot miss one (see `wait_in_slices`)."""
+    """nbclient whose waits for kernel replies cannot miss one (see `wait_in_slices`), talking to its own
+    kernel over Unix sockets (no TCP port, no "running over TCP without encryption" warning)."""
+
+    def create_kernel_manager(self):
+        km = super().create_kernel_manager()
+        km.transport = "ipc"
+        km.ip = str(Path(tempfile.gettempdir()) / f"resumable-kernel-{os.getpid()}-{id(self):x}")
+        return km
 
     async def async_start_new_kernel_client(self):
         kernel_client = await super().async_start_new_kernel_client()

@@ -349,3 +349,33 @@ def test_the_probe_sent_to_the_kernel_is_the_modules_source_and_a_call():
     sent = probe.make_probe()
     assert sent.source.startswith(probe.PROBE_SOURCE)
     assert f"__grader_probe__({sent.nonce!r}, {probe.WATCHED_MODULES!r})" in sent.source
+
+
+WIDGET_NOTEBOOK = [
+    "import ipywidgets, matplotlib.pyplot as plt\n"
+    "def draw(k):\n"
+    "    figure, axis = plt.subplots(figsize=(2, 2))\n"
+    "    axis.plot(range(k))\n"
+    "    plt.show()\n"
+    "ipywidgets.interactive(draw, k=ipywidgets.IntSlider(value=3, min=2, max=5))",
+    "ipywidgets.IntSlider(value=1)",
+]
+
+
+@pytest.mark.slow
+def test_feedback_shows_a_widgets_last_picture_or_one_line_never_its_repr(tmp_path, capfd):
+    """Executed as the grader executes (a real kernel, nbclient keeping the widget state), then rendered."""
+    from grader.execute import SlicedClient
+    from grader.feedback import render
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in WIDGET_NOTEBOOK])
+    SlicedClient(notebook, timeout=120, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    assert "over TCP" not in capfd.readouterr().err, "SlicedClient's kernel talked over TCP, not Unix sockets"
+    reprs = [out["data"]["text/plain"] for cell in notebook.cells for out in cell.outputs if "data" in out]
+    assert any(text.startswith("interactive(children=") for text in reprs), f"no widget repr to hide: {reprs}"
+    html = render(notebook, "widgets.ipynb", "alice", "demo", 0.0, 1.0)
+    assert "interactive(children=" not in html and "IntSlider(" not in html, "the feedback page shows a widget repr"
+    assert html.count("data:image/png;base64,") == 1, "the interactive widget's last figure is not on the page"
+    assert "[an interactive IntSlider widget: it is drawn only in a running notebook]" in html, (
+        "a widget without a picture is not named in one line"
+    )

@@ -21,6 +21,7 @@ from grader import fences, grade, results, sandbox, student
 from grader.paths import REPO
 from grader.release import venv_environment
 from tests.grader_fixtures.simulated_class import SimulatedClass, dump, forged_answers, released, solutions
+from tests.proc_tools import command_lines
 from tests.test_grader_class import sandbox_processes
 
 ASSIGNMENT = "01_snapshot"
@@ -67,15 +68,7 @@ def assert_same(out: Path, reference: Path) -> None:
 
 def left_running(grader_pid: int) -> list[str]:
     """Processes of a grader that is gone: its workers (their spec is in its run folder) and its sandboxes."""
-    mine = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if f"grade-{grader_pid}-" in command:
-                mine.append(command)
+    mine = [command for _, command in command_lines() if f"grade-{grader_pid}-" in command]
     return mine + sandbox_processes(student.uid_base(grader_pid))
 
 

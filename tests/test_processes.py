@@ -6,7 +6,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 from matplotlib.figure import Figure
@@ -26,6 +25,7 @@ from resumable.checkpoints.processes import (
     run_processes,
 )
 from resumable.views.process_timeline import plot_process_timeline
+from tests.proc_tools import command_lines
 
 SETTINGS = {"steps": 4, "every": 2, "keep": 2, "config": RunConfig(seed=3)}
 
@@ -113,17 +113,7 @@ def test_a_process_that_fails_to_start_is_reported_and_nothing_is_left(tmp_path)
 
 def _processes_mentioning(text):
     """Running processes whose command line contains `text` (read from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if text in command and alive([int(entry.name)]):
-                found.append(int(entry.name))
-    return found
-
+    return [pid for pid, command in command_lines() if text in command and alive([pid])]
 
 @pytest.mark.slow
 def test_a_killed_process_ends_its_peer_within_the_bound_and_nothing_is_left(tmp_path):
