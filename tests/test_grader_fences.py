@@ -138,3 +138,40 @@ def test_no_usable_cgroup_is_refused_unless_told(tmp_path, monkeypatch):
         ASSIGNMENT, tmp_path / "subs", tmp_path / "out", jobs=1, compile_cache=None, use_fences=False
     )  # fmt: skip
     assert [(row["student_id"], row["status"]) for row in rows] == [("alice", "error")]
+
+
+def test_cgroup_v2_files_written_and_read(tmp_path, monkeypatch):
+    """The unified (v2) hierarchy, on a folder laid out like one (these machines have v1 only): controllers
+    enabled from the grader's group down, the limits written to memory.max/swap/pids.max/cpu.max, and the
+    kernel's event counters turned into the verdict's words."""
+    root = tmp_path / "cgroup"
+    own = root / "grading.slice"
+    own.mkdir(parents=True)
+    (root / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    (own / "cgroup.controllers").write_text("cpu memory pids\n")
+    (own / fences.GROUP).mkdir()  # the kernel fills a new group's cgroup.controllers; a plain folder does not
+    (own / fences.GROUP / "cgroup.controllers").write_text("memory pids\n")
+    monkeypatch.setattr(fences, "CGROUP_ROOT", root)
+    monkeypatch.setattr(fences, "_own_group", lambda controller: "grading.slice")
+    bases = fences._make_bases()
+    assert list(bases) == ["unified"] and bases["unified"] == own / fences.GROUP
+    assert (own / "cgroup.subtree_control").read_text() == "+cpu +memory +pids"
+    assert (own / fences.GROUP / "cgroup.subtree_control").read_text() == "+memory +pids"
+    group = bases["unified"] / "student-1"
+    group.mkdir()
+    (group / "memory.swap.max").write_text("max")
+    (group / "cpu.max").write_text("max 100000")
+    limits = fences.FenceLimits(memory_mb=300, processes=64, cpus=1.5)
+    fence = fences.Fence({"unified": group}, tmp_path / "scratch", limits)
+    fence._set_limits()
+    assert (group / "memory.max").read_text() == str(300 * 1024**2)
+    assert (group / "memory.swap.max").read_text() == "0"
+    assert (group / "pids.max").read_text() == "64"
+    assert (group / "cpu.max").read_text() == f"{int(1.5 * fences.PERIOD_US)} {fences.PERIOD_US}"
+    assert fence.procs_files() == [str(group / "cgroup.procs")]
+    (group / "memory.events").write_text("low 0\nhigh 0\nmax 7\noom 1\noom_kill 2\n")
+    (group / "pids.events").write_text("max 3\n")
+    (tmp_path / "scratch").mkdir()
+    said = " | ".join(fence.verdict())
+    assert "memory limit (--memory-mb 300" in said and "killed 2 of its processes" in said, said
+    assert "process limit (64 processes" in said, said
