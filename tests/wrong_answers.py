@@ -248,4 +248,147 @@ TABLES: dict[str, list[WrongAnswer]] = {
             ("sharded_template(template_state, mesh, spec_fn)", "sharded_template(template_state, mesh_b, spec_fn)"),
         ),
     ],
+    "04_pipeline": [
+        wrong(
+            "cursor-plain-int",
+            "batches_solution",
+            "serves other records at step 0: is every cursor, counter and key in nnx Variables",
+            ("self.position = nnx.Variable(jnp.asarray(0, jnp.int32))", "self.position = 0"),
+            ("int(self.position[...])", "self.position"),
+            ("self.position[...] = position", "self.position = position"),
+        ),
+        wrong(
+            "epoch-plain-int",
+            "batches_solution",
+            "serves other records at step 0: is every cursor, counter and key in nnx Variables",
+            ("self.epoch = nnx.Variable(jnp.asarray(0, jnp.int32))", "self.epoch = 0"),
+            ("int(self.epoch[...])", "self.epoch"),
+            ("self.epoch[...] = epoch", "self.epoch = epoch"),
+        ),
+        wrong(
+            "dataset-in-state",
+            "batches_solution",
+            "is the data or the epoch's order stored as an attribute?",
+            (
+                "        self.batch_size = batch_size\n",
+                "        self.batch_size = batch_size\n        self.features = source.dataset.features\n",
+            ),
+        ),
+        wrong(
+            "order-stored",
+            "batches_solution",
+            "is the data or the epoch's order stored as an attribute?",
+            ("        order = jax.random.permutation(", "        order = self.order = jax.random.permutation("),
+        ),
+        wrong(
+            "same-order-every-epoch",
+            "batches_solution",
+            "serves epoch 1 in the order of epoch 0",
+            ("jax.random.fold_in(self.rngs.shuffle.key[...], epoch)", "self.rngs.shuffle.key[...]"),
+        ),
+        wrong(
+            "order-drawn-every-batch",
+            "batches_solution",
+            "not drawn anew for each batch",
+            ("jax.random.fold_in(self.rngs.shuffle.key[...], epoch)", "self.rngs.shuffle()"),
+        ),
+        wrong(
+            "epoch-never-wraps",
+            "batches_solution",
+            "does the cursor go back to 0 and the epoch up to 1?",
+            ("if position == len(self.source):", "if position > len(self.source):"),
+        ),
+        wrong(
+            "key-from-seed-attribute",
+            "batches_solution",
+            "an instance built with seed 3 and given this one's state serves other records",
+            (
+                "        self.rngs = nnx.Rngs(shuffle=seed)\n",
+                "        self.rngs = nnx.Rngs(shuffle=seed)\n        self.seed = seed\n",
+            ),
+            (
+                "jax.random.fold_in(self.rngs.shuffle.key[...], epoch)",
+                "jax.random.fold_in(jax.random.key(self.seed), epoch)",
+            ),
+        ),
+        wrong(
+            "seed-from-global-config",
+            "batches_solution",
+            "not from a notebook global such as config.seed",
+            ("nnx.Rngs(shuffle=seed)", "nnx.Rngs(shuffle=config.seed)"),
+        ),
+        wrong(
+            "indices-after-cursor-moved",
+            "batches_solution",
+            'are not the records its "indices" name',
+            ('"indices": indices}', '"indices": order[position : position + self.batch_size]}'),
+        ),
+        wrong(
+            "position-counts-batches",
+            "fast_forward_solution",
+            "_position: 4 vs 128",
+            ("batch * pipeline.batch_size", "batch"),
+        ),
+        wrong(
+            "stage-rngs-left-out",
+            "fast_forward_solution",
+            "stages/0/rngs/noise/count: 0 vs 20",
+            (
+                "    for stage in pipeline.stages:\n        for _, stream in stage.rngs.items():\n"
+                "            stream.count[...] = step\n",
+                "",
+            ),
+        ),
+        wrong(
+            "noise-count-per-epoch",
+            "fast_forward_solution",
+            "stages/0/rngs/noise/count: 4 vs 20",
+            ("stream.count[...] = step", "stream.count[...] = batch"),
+        ),
+        wrong(
+            "shuffle-count-advanced",
+            "fast_forward_solution",
+            "rngs/shuffle/count: 20 vs 0",
+            (
+                "    for stage in pipeline.stages:\n",
+                "    pipeline.rngs.shuffle.count[...] = step\n    for stage in pipeline.stages:\n",
+            ),
+        ),
+        wrong(
+            "reads-data",
+            "fast_forward_solution",
+            "fast_forward read data",
+            (
+                "    epoch, batch = divmod(step, pipeline.steps_per_epoch)\n",
+                "    for _ in range(step):\n        next(pipeline)\n    return\n",
+            ),
+        ),
+        wrong(
+            "global-steps-per-epoch",
+            "fast_forward_solution",
+            "fast_forward on batch size 64",
+            ("divmod(step, pipeline.steps_per_epoch)", "divmod(step, config.num_records // config.batch_size)"),
+            ("batch * pipeline.batch_size", "batch * config.batch_size"),
+        ),
+        wrong(
+            "first-stage-only",
+            "fast_forward_solution",
+            "stages/1/rngs/noise/count: 0 vs 13",
+            ("for stage in pipeline.stages:", "for stage in pipeline.stages[:1]:"),
+        ),
+        wrong(
+            "writes-python-ints",
+            "fast_forward_solution",
+            "_epoch: int64 vs int32 (dtypes differ)",
+            ("pipeline._epoch[...] = epoch", "pipeline._epoch.value = epoch"),
+            ("pipeline._position[...] = batch", "pipeline._position.value = batch"),
+            ("stream.count[...] = step", "stream.count.value = step"),
+        ),
+        wrong(
+            "returns-pipeline",
+            "fast_forward_solution",
+            "it works in place and returns None",
+            ("stream.count[...] = step\n", "stream.count[...] = step\n    return pipeline\n"),
+        ),
+    ],
 }
