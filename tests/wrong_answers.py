@@ -391,4 +391,96 @@ TABLES: dict[str, list[WrongAnswer]] = {
             ("stream.count[...] = step\n", "stream.count[...] = step\n    return pipeline\n"),
         ),
     ],
+    "10_capstone": [
+        wrong(
+            "pipeline-rngs-left-out",
+            "capstone_snapshot_solution",
+            "snapshot['pipeline'] is not the pipeline's full state",
+            ("nnx.state(pipeline)", "nnx.state(pipeline, nnx.Not(nnx.RngState))"),
+        ),
+        wrong(
+            "optimizer-left-out",
+            "capstone_snapshot_solution",
+            "the snapshot has no ['optimizer']",
+            ('    snapshot["optimizer"] = nnx.to_pure_dict(nnx.state(optimizer))\n', ""),
+        ),
+        wrong(
+            "model-params-only",
+            "capstone_snapshot_solution",
+            "snapshot['model'] is not the model's full state",
+            ("nnx.state(model)", "nnx.state(model, nnx.Param)"),
+        ),
+        wrong(
+            "state-not-pure-dict",
+            "capstone_snapshot_solution",
+            "must be a pure dict (nnx.to_pure_dict)",
+            ("nnx.to_pure_dict(nnx.state(model))", "nnx.state(model)"),
+        ),
+        wrong(
+            "step-as-array",
+            "capstone_snapshot_solution",
+            "snapshot['step'] must be the int step",
+            ('{"step": step}', '{"step": np.asarray(step)}'),
+        ),
+        wrong(
+            "step-from-optimizer",
+            "capstone_snapshot_solution",
+            "store the `step` argument as given",
+            ('{"step": step}', '{"step": int(optimizer.step[...])}'),
+        ),
+        wrong(
+            "dataset-saved-too",
+            "capstone_snapshot_solution",
+            "keep only step, pipeline, model and optimizer",
+            (
+                "    return snapshot\n",
+                '    snapshot["dataset"] = {"features": pipeline.source.dataset.features}\n    return snapshot\n',
+            ),
+        ),
+        wrong(
+            "restore-no-update",
+            "capstone_restore_solution",
+            "was nnx.update called?",
+            ("        nnx.update(part, part_state)\n", ""),
+        ),
+        wrong(
+            "restore-step-plus-one",
+            "capstone_restore_solution",
+            "run_training adds 1 itself (off by one?)",
+            ('int(saved["step"])', 'int(saved["step"]) + 1'),
+        ),
+        wrong(
+            "restore-optimizer-left-out",
+            "capstone_restore_solution",
+            "the restored optimizer still equals a fresh one",
+            (', ("optimizer", optimizer)]', "]"),
+        ),
+        wrong(
+            "restore-pipeline-filtered",
+            "capstone_restore_solution",
+            "key in pure_dict not available in state: ('rngs', 'shuffle', 'count')",
+            (
+                "part_state = nnx.state(part)",
+                'part_state = nnx.state(part, nnx.Not(nnx.RngState)) if name == "pipeline" else nnx.state(part)',
+            ),
+        ),
+        wrong(
+            "restore-order-swapped",
+            "capstone_restore_solution",
+            "in this order",
+            ("return pipeline, model, optimizer,", "return model, pipeline, optimizer,"),
+        ),
+        wrong(
+            "resume-config-global",
+            "capstone_restore_solution",
+            "into objects built from the `config` argument",
+            ("make_triple(config)", "make_triple(CONFIG)"),
+        ),
+        wrong(
+            "restore-step-minus-one",
+            "capstone_restore_solution",
+            "resumes at step 4: run_training adds 1 itself (off by one?)",
+            ('int(saved["step"])', 'int(saved["step"]) - 1'),
+        ),
+    ],
 }
