@@ -483,4 +483,215 @@ TABLES: dict[str, list[WrongAnswer]] = {
             ('int(saved["step"])', 'int(saved["step"]) - 1'),
         ),
     ],
+    "01_snapshot": [
+        wrong(
+            "state-not-pure",
+            "snapshot_solution",
+            "Was nnx.to_pure_dict called?",
+            ("return nnx.to_pure_dict(nnx.state(module))", "return nnx.state(module)"),
+        ),
+        wrong(
+            "params-only",
+            "snapshot_solution",
+            "snapshot(pipeline) leaves out",
+            ("to_pure_dict(nnx.state(module))", "to_pure_dict(nnx.state(module, nnx.Param))"),
+        ),
+        wrong(
+            "rng-streams-left-out",
+            "snapshot_solution",
+            "unfiltered (Params, RNG keys and counts",
+            ("to_pure_dict(nnx.state(module))", "to_pure_dict(nnx.state(module, nnx.Not(nnx.RngState)))"),
+        ),
+        wrong(
+            "global-model",
+            "snapshot_solution",
+            "not a notebook global",
+            ("to_pure_dict(nnx.state(module))", "to_pure_dict(nnx.state(model))"),
+        ),
+        wrong(
+            "refuses-optimizer",
+            "snapshot_solution",
+            "does snapshot check isinstance(module, nnx.Module)?",
+            (
+                "    return nnx.to_pure_dict",
+                "    if not isinstance(module, nnx.Module):\n"
+                '        raise TypeError(f"{type(module).__name__} is not an nnx.Module")\n'
+                "    return nnx.to_pure_dict",
+            ),
+        ),
+        wrong(
+            "numpy-copies",
+            "snapshot_solution",
+            "np.asarray cannot convert a typed PRNG key",
+            (
+                "return nnx.to_pure_dict(nnx.state(module))",
+                "return jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(module)))",
+            ),
+        ),
+        wrong(
+            "keys-compared-raw",
+            "changed_paths_solution",
+            "Keys? np.array_equal says False",
+            (
+                "np.array_equal(comparable(leaf), comparable(flat_after[path]))",
+                "np.array_equal(leaf, flat_after[path])",
+            ),
+        ),
+        wrong(
+            "keys-skipped",
+            "changed_paths_solution",
+            "don't skip keys",
+            (
+                "if not np.array_equal(comparable(leaf), comparable(flat_after[path]))",
+                "if not jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)  # keys never change\n"
+                "        and not np.array_equal(leaf, flat_after[path])",
+            ),
+        ),
+        wrong(
+            "allclose",
+            "changed_paths_solution",
+            "not with np.allclose",
+            ("if not np.array_equal(", "if not np.allclose("),
+        ),
+        wrong(
+            "every-entry-differs",
+            "changed_paths_solution",
+            "when any one of its entries differs",
+            (
+                "if not np.array_equal(comparable(leaf), comparable(flat_after[path]))",
+                "if np.all(comparable(leaf) != comparable(flat_after[path]))",
+            ),
+        ),
+        wrong(
+            "keeps-equal-leaves",
+            "changed_paths_solution",
+            "keep the leaves that differ",
+            ("if not np.array_equal(", "if np.array_equal("),
+        ),
+        wrong("unsorted", "changed_paths_solution", "sort them", ("return sorted(\n", "return list(\n")),
+        wrong(
+            "int-keys-joined-raw",
+            "changed_paths_solution",
+            "need str(key) to be joined",
+            ('"/".join(str(key) for key in path)', '"/".join(path)'),
+        ),
+        wrong(
+            "dotted-paths",
+            "changed_paths_solution",
+            "join the keys with '/'",
+            ('"/".join(str(key) for key in path)', '".".join(str(key) for key in path)'),
+        ),
+    ],
+    "02_persist": [
+        wrong(
+            "no-wait",
+            "save_snapshot_solution",
+            "]: was wait_until_finished called?",
+            ("    saver.wait_until_finished()\n", ""),
+        ),
+        wrong(
+            "waits-on-a-new-checkpointer",
+            "save_snapshot_solution",
+            "]: was wait_until_finished called?",
+            ("    saver.wait_until_finished()\n", "    ocp.StandardCheckpointer().wait_until_finished()\n"),
+        ),
+        wrong(
+            "global-snapshot",
+            "save_snapshot_solution",
+            "not the notebook's `saved`",
+            ("saver.save(path, snapshot)", "saver.save(path, saved)"),
+        ),
+        wrong(
+            "no-exists-check",
+            "save_snapshot_solution",
+            "got ValueError (Destination",
+            (
+                "    if os.path.exists(path):\n"
+                '        raise FileExistsError(f"{path} already exists: refusing to overwrite a checkpoint")\n',
+                "",
+            ),
+        ),
+        wrong(
+            "refuses-only-checkpoints",
+            "save_snapshot_solution",
+            "not whether it holds a checkpoint",
+            ("if os.path.exists(path):", 'if os.path.exists(os.path.join(path, "commit_success.txt")):'),
+        ),
+        wrong(
+            "makes-folder-first",
+            "save_snapshot_solution",
+            "Does it create the folder before saving?",
+            (
+                "    saver = ocp.StandardCheckpointer()\n",
+                "    os.makedirs(path)\n    saver = ocp.StandardCheckpointer()\n",
+            ),
+        ),
+        wrong(
+            "no-template",
+            "load_snapshot_solution",
+            "came back as ['0']: was the template passed to restore?",
+            ("restore(os.path.abspath(path), template)", "restore(os.path.abspath(path))"),
+        ),
+        wrong(
+            "no-template-int-paths",
+            "load_snapshot_solution",
+            "let Orbax's ValueError through",
+            (
+                "return ocp.StandardCheckpointer().restore(os.path.abspath(path), template)",
+                "return nnx.restore_int_paths(ocp.StandardCheckpointer().restore(os.path.abspath(path)))",
+            ),
+        ),
+        wrong(
+            "falls-back-without-template",
+            "load_snapshot_solution",
+            "no fallback in an except",
+            (
+                "    return ocp.StandardCheckpointer().restore(os.path.abspath(path), template)\n",
+                "    try:\n"
+                "        return ocp.StandardCheckpointer().restore(os.path.abspath(path), template)\n"
+                "    except ValueError:  # an old template: take the structure from the checkpoint\n"
+                "        return nnx.restore_int_paths(ocp.StandardCheckpointer().restore(os.path.abspath(path)))\n",
+            ),
+        ),
+        wrong(
+            "own-template",
+            "load_snapshot_solution",
+            "not one you build",
+            (
+                "restore(os.path.abspath(path), template)",
+                "restore(os.path.abspath(path), triple_snapshot(*make_triple(config)))",
+            ),
+        ),
+        wrong(
+            "template-from-trained-objects",
+            "load_snapshot_solution",
+            "not one you build",
+            (
+                "restore(os.path.abspath(path), template)",
+                "restore(os.path.abspath(path), triple_snapshot(pipeline, model, optimizer))",
+            ),
+        ),
+        wrong(
+            "global-path",
+            "load_snapshot_solution",
+            "not the notebook's step_3",
+            ("restore(os.path.abspath(path), template)", "restore(step_3, template)"),
+        ),
+        wrong(
+            "returns-the-template",
+            "load_snapshot_solution",
+            "It equals the template",
+            (
+                "    return ocp.StandardCheckpointer().restore(os.path.abspath(path), template)\n",
+                "    ocp.StandardCheckpointer().restore(os.path.abspath(path), template)\n    return template\n",
+            ),
+        ),
+        wrong(
+            "returns-a-state",
+            "load_snapshot_solution",
+            "the top level is a State, not a plain dict",
+            ("return ocp.StandardCheckpointer()", "return nnx.State(ocp.StandardCheckpointer()"),
+            ("path), template)", "path), template))"),
+        ),
+    ],
 }
