@@ -17,7 +17,8 @@ from resumable.checkpoints.sharding import (
     partition_spec,
     shard_blocks,
 )
-from resumable.views.mesh_picker import plot_placement, restore_view
+from resumable.views import mesh_picker as mesh_picker_module
+from resumable.views.mesh_picker import mesh_picker, plot_placement, restore_view
 
 
 def test_there_are_eight_devices():
@@ -126,3 +127,23 @@ def test_restore_view_reports_a_restore_that_loses_values(tmp_path):
     )
     assert "1 of 3 leaves differ" in figure._suptitle.get_text()
     assert "model/hidden/kernel" in figure._suptitle.get_text()
+
+
+def test_mesh_picker_shows_the_figure_at_once_and_on_every_choice(monkeypatch):
+    """The picker's widget must display a PNG of the figure when it is made and after each choice (an
+    `interactive` without auto_display showed the dropdown and no figure)."""
+    shown, drawn = [], []
+    monkeypatch.setattr(mesh_picker_module, "display", shown.append)
+
+    def draw(mesh_shape):
+        drawn.append(mesh_shape)
+        mesh = make_mesh(mesh_shape)
+        kernel = jax.device_put(np.zeros((8, 32), np.float32), NamedSharding(mesh, partition_spec((8, 32), mesh)))
+        return plot_placement({"kernel": kernel}, title=str(mesh_shape))
+
+    picker = mesh_picker(draw, MESH_SHAPES, value=(2, 4))
+    assert drawn == [(2, 4)] and len(shown) == 1
+    assert shown[0].format == "png" and shown[0].data.startswith(b"\x89PNG")
+    (dropdown,) = [child for child in picker.children if hasattr(child, "options")]
+    dropdown.value = (4, 2)
+    assert drawn == [(2, 4), (4, 2)] and len(shown) == 2 and shown[1].data != shown[0].data

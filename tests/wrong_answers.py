@@ -247,6 +247,140 @@ TABLES: dict[str, list[WrongAnswer]] = {
             "the mesh you were given",
             ("sharded_template(template_state, mesh, spec_fn)", "sharded_template(template_state, mesh_b, spec_fn)"),
         ),
+        wrong(
+            "template-keeps-saved-sharding",
+            "sharded_template_solution",
+            "with the mesh you were given",
+            (
+                "jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding)",
+                "jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=leaf.sharding)",
+            ),
+        ),
+        wrong(
+            "restore-global-checkpoint",
+            "restore_onto_solution",
+            "not the notebook's CHECKPOINT",
+            ("restore(path, target)", "restore(CHECKPOINT, target)"),
+        ),
+    ],
+    "07_production": [
+        wrong(
+            "save-optimizer-left-out",
+            "save_checkpoint_solution",
+            "holds items ['model', 'pipeline']",
+            (', "optimizer": optimizer}', "}"),
+        ),
+        wrong(
+            "save-pipeline-left-out",
+            "save_checkpoint_solution",
+            "holds items ['model', 'optimizer']",
+            ('{"pipeline": pipeline, ', "{"),
+        ),
+        wrong(
+            "save-waits",
+            "save_checkpoint_solution",
+            "it must not wait for the save",
+            (
+                "    return manager.save(step, args=ocp.args.Composite(**items), force=force)\n",
+                "    started = manager.save(step, args=ocp.args.Composite(**items), force=force)\n"
+                "    manager.wait_until_finished()  # make sure it is on disk\n"
+                "    return started\n",
+            ),
+        ),
+        wrong(
+            "save-ignores-force",
+            "save_checkpoint_solution",
+            "pass force=force to manager.save",
+            ("Composite(**items), force=force)", "Composite(**items))"),
+        ),
+        wrong("save-always-forces", "save_checkpoint_solution", "no force=True", ("force=force)", "force=True)")),
+        wrong(
+            "save-own-interval",
+            "save_checkpoint_solution",
+            "no interval of your own",
+            (
+                "    objects = {",
+                "    if step % 5 != 0 and not force:  # the run saves every 5 steps\n        return False\n"
+                "    objects = {",
+            ),
+        ),
+        wrong(
+            "save-returns-none",
+            "save_checkpoint_solution",
+            "return what manager.save returns",
+            ("    return manager.save(", "    manager.save("),
+        ),
+        wrong(
+            "save-notebook-global",
+            "save_checkpoint_solution",
+            "uses 'triple_dict', a name of this notebook",
+            (
+                '    objects = {"pipeline": pipeline, "model": model, "optimizer": optimizer}\n',
+                "    objects = triple_dict((pipeline, model, optimizer))\n",
+            ),
+        ),
+        wrong(
+            "resume-no-update",
+            "resume_or_start_solution",
+            "was nnx.update called on each object?",
+            ("        nnx.update(obj, state)\n", ""),
+        ),
+        wrong(
+            "resume-pipeline-left-out",
+            "resume_or_start_solution",
+            "left the pipeline as fresh as before",
+            ('objects = {"pipeline": pipeline, ', "objects = {"),
+        ),
+        wrong(
+            "resume-optimizer-left-out",
+            "resume_or_start_solution",
+            "left the optimizer as fresh as before",
+            (', "optimizer": optimizer}', "}"),
+        ),
+        wrong(
+            "resume-at-next-step",
+            "resume_or_start_solution",
+            "the loop itself continues with start + 1",
+            ("    return int(step)\n", "    return int(step) + 1  # continue with the next step\n"),
+        ),
+        wrong(
+            "resume-latest-by-name",
+            "resume_or_start_solution",
+            "by name, '5' sorts after '10'",
+            (
+                "    step = manager.latest_step()\n",
+                "    names = sorted(path.name for path in manager.directory.iterdir() if path.name.isdigit())\n"
+                "    step = int(names[-1]) if names else None\n",
+            ),
+        ),
+        wrong(
+            "resume-counts-leftover",
+            "resume_or_start_solution",
+            "it skips a killed save's leftover",
+            (
+                "    step = manager.latest_step()\n",
+                '    steps = [int(path.name.split(".")[0]) for path in manager.directory.iterdir()]\n'
+                "    step = max(steps, default=None)\n",
+            ),
+        ),
+        wrong(
+            "resume-notebook-global",
+            "resume_or_start_solution",
+            "uses 'triple_dict', a name of this notebook",
+            (
+                '    objects = {"pipeline": pipeline, "model": model, "optimizer": optimizer}\n',
+                "    objects = triple_dict((pipeline, model, optimizer))\n",
+            ),
+        ),
+        wrong(
+            "resume-template-from-notebook-objects",
+            "resume_or_start_solution",
+            "a name of this notebook",
+            (
+                "        for name, obj in objects.items()\n    }",
+                "        for name, obj in triple_dict(make_triple(CONFIG)).items()\n    }",
+            ),
+        ),
     ],
     "04_pipeline": [
         wrong(

@@ -426,13 +426,13 @@ WRONG_ANSWERS: dict[str, list[GradedWrongAnswer]] = {
         GradedWrongAnswer(
             "no-nnx-update",
             {"resume_or_start_solution": RESUME_WITHOUT_UPDATE},
-            "AssertionError: the resumed model still equals a fresh one: was nnx.update called on each object?",
+            "AssertionError: resume_or_start: the resumed model still equals a fresh one: was nnx.update called on "
+            "each object?",
         ),
         GradedWrongAnswer(
             "model-only",
             {"resume_or_start_solution": answer(resume_or_start__resume_model_only)},
-            "differ from checkpoint 30 (was every object, pipeline and optimizer included, restored, from the "
-            "latest step?)",
+            "resume_or_start left the pipeline and the optimizer as fresh as before",
         ),
         GradedWrongAnswer(
             "resumes-at-next-step",

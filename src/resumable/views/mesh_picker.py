@@ -1,18 +1,21 @@
-"""Notebook 07's mesh picker: restore a checkpoint onto a chosen mesh and draw which device holds which shard."""
+"""Notebook 08's mesh picker: restore a checkpoint onto a chosen mesh and draw which device holds which shard."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import ipywidgets
 import jax
 import matplotlib.pyplot as plt
+from IPython.display import Image, display
 from jax.sharding import Mesh
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from resumable.checkpoints.sharding import SpecFn, _bounds, leaf, make_mesh, partition_spec, shard_blocks
 from resumable.diff import state_diff
+from resumable.views.plots import png
 
 
 def plot_placement(arrays: Mapping[str, jax.Array], title: str = "") -> Figure:
@@ -76,3 +79,23 @@ def restore_view(
     restored = restore_fn(path, template_state, mesh, spec_fn)
     verdict = state_diff(saved, restored, names=("saved", f"restored onto {tuple(mesh_shape)}")).summary(limit=2)
     return plot_placement({name: leaf(restored, name) for name in show}, title=f"mesh {dict(mesh.shape)}\n{verdict}")
+
+
+def mesh_picker(
+    draw: Callable[[tuple[int, int]], Figure], mesh_shapes: Sequence[tuple[int, int]], value: tuple[int, int]
+) -> ipywidgets.interactive:
+    """A dropdown of mesh shapes that shows the figure `draw(mesh_shape)` returns, at once and on every choice.
+
+    `ipywidgets.interactive` displays its callback's return value only with `auto_display=True` (off by
+    default), and the figures here are closed, so the inline backend does not show them either: a picker
+    made as `interactive(draw, ...)` shows the dropdown and no figure. This one displays each figure as a
+    PNG itself (inside the widget's output, replacing the previous one). `draw` stays a plain function
+    returning a Figure, which tests call directly.
+    """
+
+    def show(mesh_shape: tuple[int, int]) -> None:
+        display(Image(png(draw(mesh_shape))))
+
+    options = [(str(shape), tuple(shape)) for shape in mesh_shapes]
+    dropdown = ipywidgets.Dropdown(options=options, value=tuple(value), description="mesh")
+    return ipywidgets.interactive(show, mesh_shape=dropdown)
