@@ -193,8 +193,12 @@ class Fence:
 
     def close(self) -> None:
         """Kill whatever is left in the fence, unmount the scratch tmpfs, remove the groups."""
-        _kill_groups(self.groups.values())
-        _unmount(self.scratch)
+        for _ in range(10):  # until no tmpfs is left at the scratch point (one busy or stacked is tried again)
+            _kill_groups(self.groups.values())
+            _unmount(self.scratch)
+            if not _is_mount(self.scratch):
+                break
+            time.sleep(0.1)
         _remove_groups(self.groups.values())
 
 
