@@ -130,9 +130,10 @@ def wait_in_slices(
     channel.get_msg = get_msg
 
 
-class SlicedClient(NotebookClient):
-    """nbclient whose waits for kernel replies cannot miss one (see `wait_in_slices`), talking to its own
-    kernel over Unix sockets (no TCP port, no "running over TCP without encryption" warning)."""
+class SlicedWaits:
+    """For an nbclient client class (nbclient's, or nbgrader's Execute): waits for kernel replies that cannot
+    miss one (see `wait_in_slices`), and its own kernel over Unix sockets (no TCP port, no "running over TCP
+    without encryption" warning)."""
 
     def create_kernel_manager(self):
         km = super().create_kernel_manager()
@@ -144,6 +145,10 @@ class SlicedClient(NotebookClient):
         kernel_client = await super().async_start_new_kernel_client()
         wait_in_slices(self)
         return kernel_client
+
+
+class SlicedClient(SlicedWaits, NotebookClient):
+    """nbclient with `SlicedWaits`."""
 
 
 class RecordingClient(SlicedClient):

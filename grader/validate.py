@@ -4,24 +4,30 @@
 executed as its owner: validate your own work, grade others' with `python -m grader grade`) and exits
 0 when every test cell passes and no other cell raised, 1 when a test fails, any other cell raises (a locked
 cell of the lesson included: each is named) or a read-only cell was changed, 2 when a file cannot be validated
-at all (missing, not a notebook). The kernel talks over Unix sockets (no TCP warning in what it prints).
+at all (missing, not a notebook). Cells run through grader.nbgrader_execute.SlicedExecute: the kernel talks
+over Unix sockets (no TCP warning in what it prints), and a missed reply costs a nudge, not the cell timeout.
 """
 
 from __future__ import annotations
 
 import re
 import sys
-import tempfile
 from pathlib import Path
 
+from nbgrader.preprocessors import Execute
 from nbgrader.validator import Validator
+from traitlets import List
 from traitlets.config import Config
+
+from grader.nbgrader_execute import SlicedExecute
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 class EveryCellValidator(Validator):
     """nbgrader's Validator, failing also on any code cell that raised; it remembers which cells failed."""
+
+    preprocessors = List([SlicedExecute if step is Execute else step for step in Validator.preprocessors.default()])
 
     def _get_failed_cells(self, nb):
         graded = {id(cell) for cell in super()._get_failed_cells(nb)}
@@ -41,12 +47,9 @@ def validate(path: Path, timeout: int = 300) -> tuple[int, list[str]]:
     """(exit code, report lines) for one notebook."""
     config = Config()
     config.ExecutePreprocessor.timeout = timeout
-    config.KernelManager.transport = "ipc"
     try:
-        with tempfile.TemporaryDirectory(prefix="validate-") as sockets:
-            config.KernelManager.ip = str(Path(sockets) / "kernel")
-            validator = EveryCellValidator(config=config)
-            results = validator.validate(str(path))
+        validator = EveryCellValidator(config=config)
+        results = validator.validate(str(path))
     except Exception as error:  # unreadable, invalid, kernel failure
         first = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
         return 2, [f"{path}: cannot be validated: {type(error).__name__}: {first}"]

@@ -310,6 +310,28 @@ def test_validate_exit_codes(tmp_path):
     assert completed.returncode == 1 and "a test failed" in completed.stderr
 
 
+def test_nbgrader_autograde_and_validate_run_the_sliced_execute():
+    """The course's nbgrader config and `python -m grader validate` put SlicedExecute where nbgrader has Execute
+    (plain Execute can wait out its whole cell timeout on a missed reply)."""
+    from nbgrader.preprocessors import Execute
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from grader.execute import SlicedWaits
+    from grader.nbgrader_execute import SlicedExecute
+    from grader.validate import EveryCellValidator
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(GRADER)).load_config()
+    steps = config.Autograde.autograde_preprocessors
+    assert SlicedExecute in steps and Execute not in steps, f"grader/nbgrader_config.py: autograde runs {steps}"
+    steps = EveryCellValidator.class_traits()["preprocessors"].default()
+    assert SlicedExecute in steps and Execute not in steps, f"grader/validate.py: validate runs {steps}"
+    assert issubclass(SlicedExecute, SlicedWaits) and issubclass(SlicedExecute, Execute)
+    executor = SlicedExecute(timeout=1)
+    executor.nb = nbformat.v4.new_notebook()
+    manager = executor.create_kernel_manager()
+    assert manager.transport == "ipc", "SlicedExecute's kernel is not on Unix sockets"
+
+
 @pytest.mark.slow
 def test_validate_names_a_locked_cell_that_raises(tmp_path):
     """A locked (not graded) cell that raises fails validation: exit 1, the cell named; no kernel warnings."""
