@@ -123,22 +123,24 @@ def time_plain_nbgrader(assignment: str, submissions: Path, root: Path) -> float
     return time.perf_counter() - start
 
 
-def time_grading(assignment: str, class_size: int, plain_runs: int = 2) -> dict[str, float | list[float]]:
-    """Seconds for ours (--jobs 1, --jobs 2) and for plain nbgrader, which runs `plain_runs` times: a missed
-    kernel reply makes nbclient wait out a whole cell timeout (300 s), and one such run would flatter us."""
+def time_grading(assignment: str, class_size: int, runs: int = 2) -> dict[str, list[float]]:
+    """Seconds of each of `runs` gradings of the same class, for each configuration: ours (--jobs 1, --jobs 2,
+    --dask) and plain nbgrader autograde (from grader/, the course's config: its Execute waits in slices, so a
+    missed kernel reply no longer costs it a cell timeout). Every configuration runs as often, in turns."""
+    configurations = {
+        "ours, --jobs 1": lambda out: time_ours(assignment, submissions, 1, out),
+        "ours, --jobs 2": lambda out: time_ours(assignment, submissions, 2, out),
+        "ours, --dask with 2 local workers of 1 thread": lambda out: time_ours_on_dask(assignment, submissions, out),
+        "plain nbgrader autograde": lambda out: time_plain_nbgrader(assignment, submissions, out),
+    }
+    times: dict[str, list[float]] = {name: [] for name in configurations}
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as name:
         folder = Path(name)
         submissions = make_class(assignment, folder, class_size)
-        return {
-            "ours, --jobs 1": time_ours(assignment, submissions, 1, folder / "out1"),
-            "ours, --jobs 2": time_ours(assignment, submissions, 2, folder / "out2"),
-            "ours, --dask with 2 local workers of 1 thread": time_ours_on_dask(
-                assignment, submissions, folder / "dask"
-            ),
-            "plain nbgrader autograde": [
-                time_plain_nbgrader(assignment, submissions, folder / f"plain{run}") for run in range(plain_runs)
-            ],
-        }
+        for run in range(runs):
+            for number, (what, time_one) in enumerate(configurations.items()):
+                times[what].append(time_one(folder / f"run{run}-{number}"))
+    return times
 
 
 def time_whole_course_student(jobs: int = 2) -> float:
