@@ -24,6 +24,7 @@ What the notebooks show, `resumable.views` (one module per widget: a plain callb
 
 Runtime set-up, `resumable.runtime`:
     compile_cache  the opt-in persistent JAX compilation cache (`RESUMABLE_JAX_CACHE`)
+    memory         in a notebook kernel, the allocator's free memory given back after each cell
 """
 
 from resumable.data import Dataset, make_blobs
@@ -31,11 +32,13 @@ from resumable.diff import LeafDifference, StateDiff, state_diff
 from resumable.model import MLP, make_model, make_optimizer
 from resumable.pipeline import ArraySource, GaussianNoise, Pipeline, make_pipeline
 from resumable.runtime.compile_cache import enable_compilation_cache
+from resumable.runtime.memory import release_after_each_cell
 from resumable.training import RunConfig, make_triple, train, train_step
 from resumable.views.plots import plot_losses
 from resumable.views.progress import progress
 
 COMPILATION_CACHE = enable_compilation_cache()
+RELEASES_MEMORY_AFTER_EACH_CELL = release_after_each_cell()
 
 __all__ = [
     "ArraySource",

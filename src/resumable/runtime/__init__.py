@@ -1,1 +1,1 @@
-"""Runtime set-up: the opt-in persistent JAX compilation cache."""
+"""Runtime set-up: the opt-in persistent JAX compilation cache; memory given back after each notebook cell."""
