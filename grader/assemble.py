@@ -127,15 +127,21 @@ class Assembled:
     notes: list[str]
 
 
-def _plain(cell: dict) -> nbformat.NotebookNode:
+def _plain(cell: dict, cell_id: str | None = None) -> nbformat.NotebookNode:
+    """The student's cell as a plain cell (no metadata); `cell_id` instead of a random id: two gradings of one
+    submission then give the same feedback page."""
     cell_type = cell.get("cell_type") if cell.get("cell_type") in ("code", "markdown", "raw") else "raw"
     source = cell.get("source", "")
     source = "".join(source) if isinstance(source, list) else str(source)
     if cell_type == "code":
-        return nbformat.v4.new_code_cell(source)
-    if cell_type == "markdown":
-        return nbformat.v4.new_markdown_cell(source)
-    return nbformat.v4.new_raw_cell(source)
+        plain = nbformat.v4.new_code_cell(source)
+    elif cell_type == "markdown":
+        plain = nbformat.v4.new_markdown_cell(source)
+    else:
+        plain = nbformat.v4.new_raw_cell(source)
+    if cell_id is not None:
+        plain.id = cell_id
+    return plain
 
 
 def assemble(template: Template, student: nbformat.NotebookNode) -> Assembled:
@@ -146,13 +152,13 @@ def assemble(template: Template, student: nbformat.NotebookNode) -> Assembled:
     seen: set[str] = set()
     notes: list[str] = []
     answers_found = 0
-    for cell in student.cells:
+    for position, cell in enumerate(student.cells):
         grade_id = nbgrader_meta(cell).get("grade_id")
         trusted = by_id.get(grade_id) if grade_id else None
         if trusted is None or grade_id in seen:
             if grade_id in seen:
                 notes.append(f"a second copy of cell {grade_id} was run as an ordinary cell")
-            placed.append((None, _plain(cell)))
+            placed.append((None, _plain(cell, f"student-cell-{position}")))  # unique: no template id has it
             continue
         seen.add(grade_id)
         new = copy.deepcopy(trusted)

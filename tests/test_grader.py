@@ -129,6 +129,30 @@ def test_assembly_restores_tests_and_ignores_forged_metadata(template):
     assert [grade_id for grade_id in order if grade_id in source_order] == source_order
 
 
+def test_two_assemblies_of_one_submission_have_the_same_cell_ids(template):
+    """A student's own cells (and a copied locked cell) get ids from their place, not random ones: a resumed
+    grading's feedback page equals an uninterrupted one's. Every id stays unique."""
+    student = student_copy(template)
+    student.cells.insert(1, nbformat.v4.new_code_cell("print('my own cell')"))
+    answer = next(cell for cell in student.cells if nbgrader_meta(cell).get("solution"))
+    student.cells.append(copy.deepcopy(answer))  # a second copy: run as a plain cell
+    first, second = (assemble(template, copy.deepcopy(student)).notebook for _ in range(2))
+    ids = [cell.id for cell in first.cells]
+    assert ids == [cell.id for cell in second.cells], "grader/assemble.py gives plain cells random ids"
+    assert len(set(ids)) == len(ids), f"duplicate cell ids in the assembled notebook: {ids}"
+
+
+def test_every_instructor_cell_is_an_nbgrader_cell():
+    """An instructor cell without nbgrader metadata is graded as the student's own: not restored from the
+    source (the student may change it), and not named in the feedback. Each carries a grade_id."""
+    for assignment in assignments():
+        for path in notebooks(assignment):
+            for cell in nbformat.read(path, as_version=4).cells:
+                assert nbgrader_meta(cell).get("grade_id"), (
+                    f"{path.name}: cell {cell.id} has no nbgrader metadata (make it locked, like its neighbours)"
+                )
+
+
 def test_student_answers_are_kept(template):
     student = student_copy(template)
     answer = next(cell for cell in student.cells if nbgrader_meta(cell).get("solution"))
@@ -381,6 +405,7 @@ WIDGET_NOTEBOOK = [
     "    plt.show()\n"
     "ipywidgets.interactive(draw, k=ipywidgets.IntSlider(value=3, min=2, max=5))",
     "ipywidgets.IntSlider(value=1)",
+    "from flax import nnx\nnnx.display(nnx.Linear(2, 3, rngs=nnx.Rngs(0)))",  # treescope: random ids every run
 ]
 
 
@@ -388,7 +413,7 @@ WIDGET_NOTEBOOK = [
 def test_feedback_shows_a_widgets_last_picture_or_one_line_never_its_repr(tmp_path, capfd):
     """Executed as the grader executes (a real kernel, nbclient keeping the widget state), then rendered."""
     from grader.execute import SlicedClient
-    from grader.feedback import render
+    from grader.feedback import TREESCOPE_LINE, render
 
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in WIDGET_NOTEBOOK])
     SlicedClient(notebook, timeout=120, resources={"metadata": {"path": str(tmp_path)}}).execute()
@@ -400,4 +425,9 @@ def test_feedback_shows_a_widgets_last_picture_or_one_line_never_its_repr(tmp_pa
     assert html.count("data:image/png;base64,") == 1, "the interactive widget's last figure is not on the page"
     assert "[an interactive IntSlider widget: it is drawn only in a running notebook]" in html, (
         "a widget without a picture is not named in one line"
+    )
+    drawn = [str(out.get("data", {}).get("text/html", "")) for cell in notebook.cells for out in cell.outputs]
+    assert any("<treescope-" in text for text in drawn), "nnx.display drew no treescope view to replace"
+    assert TREESCOPE_LINE in html and "<treescope-" not in html and "treescope_out_" not in html, (
+        "Flax's tree view (treescope, random ids on every run) is on the feedback page: two gradings differ"
     )
