@@ -18,9 +18,13 @@ class SlicedExecute(SlicedWaits, Execute):
     """nbgrader's Execute, its waits sliced and its kernel on Unix sockets."""
 
 
+def sliced(preprocessors: list[type], owner: str) -> list[type]:
+    """`preprocessors` (nbgrader's own list for `owner`), `SlicedExecute` in the place of `Execute`."""
+    if Execute not in preprocessors:
+        raise RuntimeError(f"this nbgrader's {owner} no longer runs its Execute: see grader/nbgrader_execute.py")
+    return [SlicedExecute if preprocessor is Execute else preprocessor for preprocessor in preprocessors]
+
+
 def autograde_preprocessors() -> list[type]:
     """nbgrader autograde's own preprocessors, `SlicedExecute` in the place of `Execute`."""
-    default = Autograde.class_traits()["autograde_preprocessors"].default()
-    if Execute not in default:
-        raise RuntimeError("this nbgrader's autograde no longer runs its Execute: see grader/nbgrader_execute.py")
-    return [SlicedExecute if preprocessor is Execute else preprocessor for preprocessor in default]
+    return sliced(Autograde.class_traits()["autograde_preprocessors"].default(), "autograde")

@@ -14,12 +14,11 @@ import re
 import sys
 from pathlib import Path
 
-from nbgrader.preprocessors import Execute
 from nbgrader.validator import Validator
 from traitlets import List
 from traitlets.config import Config
 
-from grader.nbgrader_execute import SlicedExecute
+from grader.nbgrader_execute import sliced
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -27,7 +26,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 class EveryCellValidator(Validator):
     """nbgrader's Validator, failing also on any code cell that raised; it remembers which cells failed."""
 
-    preprocessors = List([SlicedExecute if step is Execute else step for step in Validator.preprocessors.default()])
+    preprocessors = List(sliced(Validator.preprocessors.default(), "validate"))
 
     def _get_failed_cells(self, nb):
         graded = {id(cell) for cell in super()._get_failed_cells(nb)}
