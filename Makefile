@@ -38,7 +38,8 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $@
 
 # Students' kernels share a persistent JAX compilation cache in the checkout (git-ignored): later notebooks
-# load the compiled step instead of compiling it again. Tests and grading run without it.
+# load the compiled step instead of compiling it again. The tests' kernels and jobs share one of their own
+# (TEST_JAX_CACHE); the grader gives each student a copy of one built from the assignment's solution.
 lab: env
 	RESUMABLE_JAX_CACHE=$(CURDIR)/.cache/jax $(BIN)/jupyter lab $(LAB_FLAGS)
 
@@ -47,13 +48,16 @@ lint: env
 	$(BIN)/ruff check src tests grader benchmarks solutions course
 	$(BIN)/ruff check --select E501 --line-length 100 solutions course
 
-# Every check; it ends with the 30 slowest tests, so each run says what the suite costs.
+# Every check; it ends with the 30 slowest tests, so each run says what the suite costs. Each notebook runs
+# many times in the suite (nbval, nbgrader, the wrong-answer tables): after the first, its programs load from
+# the tests' compilation cache (the same programs, so the same bits).
+TEST_JAX_CACHE ?= $(CURDIR)/.cache/jax-tests
 test: lint
-	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=30 --nbval-lax --nbval-cell-timeout=300 tests solutions
+	RESUMABLE_JAX_CACHE=$(TEST_JAX_CACHE) $(BIN)/python -m pytest -n 2 --dist loadfile --durations=30 --nbval-lax --nbval-cell-timeout=300 tests solutions
 
 # Only the solution notebooks under nbval (CI runs it on Python 3.12 too: make nbval VENV=.venv-3.12 PY_WANT=3.12).
 nbval: env
-	$(BIN)/python -m pytest -p no:cacheprovider -n 2 --dist loadfile --nbval-lax --nbval-cell-timeout=300 solutions
+	RESUMABLE_JAX_CACHE=$(TEST_JAX_CACHE) $(BIN)/python -m pytest -p no:cacheprovider -n 2 --dist loadfile --nbval-lax --nbval-cell-timeout=300 solutions
 
 test-fast: env
 	$(BIN)/python -m pytest -m "not slow and not browser"

@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Self
 
+import jax
+
 from resumable.training import RunConfig
 
 FUNCTIONS_HEADER = '''"""Written by resumable.checkpoints.jobs.write_functions_module for a training job to import."""
@@ -55,15 +57,21 @@ def write_functions_module(path: Path | str, *functions: Callable[..., Any]) -> 
 
 
 def compilation_cache() -> Path:
-    """One JAX compilation cache folder for all the jobs this process starts (removed when it exits).
+    """The JAX compilation cache folder of the jobs this process starts.
 
     A restarted job compiles its train step again; with a persistent compilation cache it loads the
-    compiled step instead. The cached program is the same program, so results do not change.
+    compiled step instead. The cached program is the same program, so results do not change. This kernel's
+    own persistent cache when it has one (`RESUMABLE_JAX_CACHE`: `make lab`, `make test`), so that jobs
+    started by other kernels share it too; otherwise one temporary folder for all the jobs this process
+    starts, removed when it exits.
     """
     global _compilation_cache
     if _compilation_cache is None:
-        _compilation_cache = Path(tempfile.mkdtemp(prefix="resumable-jax-cache-"))
-        atexit.register(shutil.rmtree, _compilation_cache, ignore_errors=True)
+        if jax.config.jax_compilation_cache_dir:
+            _compilation_cache = Path(jax.config.jax_compilation_cache_dir)
+        else:
+            _compilation_cache = Path(tempfile.mkdtemp(prefix="resumable-jax-cache-"))
+            atexit.register(shutil.rmtree, _compilation_cache, ignore_errors=True)
     return _compilation_cache
 
 
@@ -218,13 +226,16 @@ class TrainingJob(EventProcess):
 
 
 def job_environment() -> dict[str, str]:
-    """The environment of a training process: CPU JAX, quiet, the shared compilation cache."""
+    """The environment of a training process: CPU JAX, quiet, the shared compilation cache.
+
+    The cache is named through RESUMABLE_JAX_CACHE, so that the process's `import resumable` turns it on
+    with all of `resumable.runtime.compile_cache`'s settings, the file locks among them: several processes
+    (two jobs, or the jobs of two kernels) may read and write it at the same time.
+    """
     return {
         "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu"),
         "RESUMABLE_QUIET": "1",
-        "JAX_COMPILATION_CACHE_DIR": str(compilation_cache()),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+        "RESUMABLE_JAX_CACHE": str(compilation_cache()),
     }
 
 

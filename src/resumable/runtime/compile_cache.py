@@ -28,9 +28,10 @@ def default_folder() -> Path:
 def enable_compilation_cache() -> Path | None:
     """Turn the cache on when RESUMABLE_JAX_CACHE names a folder (`default` for `default_folder()`).
 
-    Opt-in: `make lab` turns it on, and the grader gives each student's kernel a copy of a cache built from
-    the assignment's solution (grader/grade.py); tests run without it. A folder that cannot be written leaves
-    the cache off, and so does a JAX cache folder configured already. Returns the folder in use, or None.
+    Opt-in: `make lab` turns it on, `make test` gives the tests' kernels one of their own, and the grader
+    gives each student's kernel a copy of a cache built from the assignment's solution (grader/grade.py).
+    A folder that cannot be written leaves the cache off, and so does a JAX cache folder configured already.
+    Returns the folder in use, or None.
     """
     setting = os.environ.get("RESUMABLE_JAX_CACHE", "")
     if not setting or setting.lower() in OFF:
