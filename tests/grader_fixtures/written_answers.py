@@ -334,7 +334,7 @@ WRONG_ANSWERS: dict[str, list[GradedWrongAnswer]] = {
             "stale-reversed",
             {"stale_leaves_solution": answer(stale_leaves__stale_leaves_reversed)},
             "every trained leaf is stale: expected ['dropout/rngs/count', 'hidden/bias', 'hidden/kernel', "
-            "'output/bias', 'output/kernel'], got []",
+            "'output/bias', 'output/kernel'], stale_leaves gave []",
         ),
     ],
     "08_sharding": [
@@ -453,7 +453,8 @@ WRONG_ANSWERS: dict[str, list[GradedWrongAnswer]] = {
                 "capstone_restore_solution": answer(restore_checkpoint__restore_checkpoint_step_plus_one),
             },
             (
-                "snapshot['pipeline'] is not the pipeline's full state (a filter left leaves out?)",
+                "snapshot['pipeline'] is not the pipeline's full state (a filter in snapshot_for_checkpoint left "
+                "leaves out?)",
                 "rngs/shuffle/count: present vs missing (only in the pipeline)",
                 "resumes at step 6: run_training adds 1 itself (off by one?)",
             ),
