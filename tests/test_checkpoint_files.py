@@ -115,7 +115,16 @@ def test_asyncios_reports_of_abandoned_orbax_reads_are_dropped_and_others_kept()
             "device_put() done, defined at /venv/site-packages/orbax/checkpoint/_src/serialization/serialization.py"
             ":272> exception=ValueError('Requested shape: (8, 24) is not compatible with the stored shape')>"
         )
+        asyncio_logger.error(  # the gather of those reads: only Orbax's error text says whose it is
+            "_GatheringFuture exception was never retrieved\nfuture: <_GatheringFuture finished exception="
+            "ValueError('Requested shape: (64, 4) is not compatible with the stored shape: (32, 4). Truncating/padding"
+            " is disabled. To enable it, set `strict=False` in `ArrayRestoreArgs` for any array in v0 API')>"
+        )
         asyncio_logger.error("Task exception was never retrieved\nfuture: <Task finished coro=<mine() done>>")
+        asyncio_logger.error("_GatheringFuture exception was never retrieved\nfuture: <_GatheringFuture mine>")
     finally:
         asyncio_logger.removeHandler(handler)
-    assert records == ["Task exception was never retrieved\nfuture: <Task finished coro=<mine() done>>"]
+    assert records == [
+        "Task exception was never retrieved\nfuture: <Task finished coro=<mine() done>>",
+        "_GatheringFuture exception was never retrieved\nfuture: <_GatheringFuture mine>",
+    ]

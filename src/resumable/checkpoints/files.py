@@ -109,17 +109,20 @@ def shape_mismatches(folder: str | Path, template: Mapping[str, Any]) -> list[st
 
 
 class _AbandonedOrbaxReads(logging.Filter):
-    """Drops asyncio's "Task exception was never retrieved" reports for Orbax's own tasks.
+    """Drops asyncio's "... exception was never retrieved" reports for Orbax's own tasks and their gathers.
 
     After a restore fails, Orbax abandons the sibling reads; each one's error is reported by asyncio's logger
-    when its task is garbage collected, which can be seconds later on a busy machine. The restore's own error
-    has reached the caller already. The report goes through logging, to a handler that may hold the stderr
-    of an earlier cell, so redirecting stderr cannot catch it.
+    when its task (or the `_GatheringFuture` that gathered them) is garbage collected, which can be seconds
+    later on a busy machine. The restore's own error has reached the caller already. The report goes through
+    logging, to a handler that may hold the stderr of an earlier cell, so redirecting stderr cannot catch it.
+    A task's report names Orbax's module; a gather's names only the error, Orbax's own text (ORBAX_ERRORS).
     """
+
+    ORBAX_ERRORS = ("orbax", "ArrayRestoreArgs")
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return not ("exception was never retrieved" in message and "orbax" in message)
+        return not ("exception was never retrieved" in message and any(t in message for t in self.ORBAX_ERRORS))
 
 
 _ABANDONED_ORBAX_READS = _AbandonedOrbaxReads()
