@@ -24,6 +24,7 @@ from queue import Empty
 
 import nbformat
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
@@ -127,6 +128,7 @@ def wait_in_slices(
             except Empty:
                 wait.after_silence(client.kc.kernel_info)
 
+    get_msg.sliced = True  # tests check that a client's waits are these
     channel.get_msg = get_msg
 
 
@@ -145,6 +147,11 @@ class SlicedWaits:
         kernel_client = await super().async_start_new_kernel_client()
         wait_in_slices(self)
         return kernel_client
+
+    # nbclient defines the blocking twin as run_sync(NotebookClient.async_start_new_kernel_client), bound to its
+    # own coroutine: without this line, setup_kernel() (and nbconvert's preprocess, which nbgrader's Execute
+    # runs) would start a client with plain waits.
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
 
 class SlicedClient(SlicedWaits, NotebookClient):

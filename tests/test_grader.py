@@ -356,6 +356,42 @@ def test_nbgrader_autograde_and_validate_run_the_sliced_execute():
     assert manager.transport == "ipc", "SlicedExecute's kernel is not on Unix sockets"
 
 
+@pytest.mark.parametrize("entry", ["setup_kernel", "execute", "nbgrader_preprocess"])
+def test_every_way_in_waits_in_slices(entry, tmp_path):
+    """SlicedClient and SlicedExecute wait in slices however their kernel is started: nbclient's blocking
+    setup_kernel() (the wrong-answer tables) and nbconvert's preprocess (nbgrader's Execute) bypassed the
+    override once, and autograde waited out a cell's whole 300 s timeout on a missed reply."""
+    from grader.execute import SlicedClient
+    from grader.nbgrader_execute import SlicedExecute
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    seen = []
+
+    def record(client):
+        seen.append(getattr(client.kc.shell_channel.get_msg, "sliced", False))
+
+    resources = {"metadata": {"path": str(tmp_path)}}
+    if entry == "setup_kernel":
+        client = SlicedClient(notebook, timeout=60, resources=resources)
+        with client.setup_kernel():
+            client.execute_cell(notebook.cells[0], 0)
+            record(client)
+    elif entry == "execute":
+        client = SlicedClient(notebook, timeout=60, resources=resources, on_cell_executed=lambda **_: record(client))
+        client.execute()
+    else:  # nbgrader's Execute has its own on_cell_executed method, so look from preprocess_cell
+
+        class Recording(SlicedExecute):
+            def preprocess_cell(self, cell, resources, index):
+                result = super().preprocess_cell(cell, resources, index)
+                record(self)
+                return result
+
+        Recording(timeout=60).preprocess(notebook, resources)
+    assert notebook.cells[0].outputs[0]["data"]["text/plain"] == "2"
+    assert seen == [True], f"{entry}: the shell channel's waits are not sliced"
+
+
 @pytest.mark.slow
 def test_validate_names_a_locked_cell_that_raises(tmp_path):
     """A locked (not graded) cell that raises fails validation: exit 1, the cell named; no kernel warnings."""
