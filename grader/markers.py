@@ -16,6 +16,19 @@ def hidden_blocks(source: str) -> list[str]:
     return [block[len(BEGIN_HIDDEN) : -len(END_HIDDEN)] for block in HIDDEN.findall(source)]
 
 
+def hidden_line_numbers(source: str) -> set[int]:
+    """1-based numbers of the lines between BEGIN and END HIDDEN TESTS (the marker lines left out)."""
+    inside, numbers = False, set()
+    for number, line in enumerate(source.splitlines(), start=1):
+        if BEGIN_HIDDEN in line:
+            inside = True
+        elif END_HIDDEN in line:
+            inside = False
+        elif inside:
+            numbers.add(number)
+    return numbers
+
+
 def marked_regions(source: str) -> list[str]:
     """The bodies of every solution and hidden-test region of a cell's source, stripped."""
     pattern = r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1"

@@ -35,6 +35,7 @@ NOTEBOOKS = sorted(SOLUTIONS.glob("*/*.ipynb"))
 
 
 def _nbgrader(cell: dict) -> dict:
+    """A cell's nbgrader metadata, also without a grade_id (the small test notebook's cells have none)."""
     return cell.get("metadata", {}).get("nbgrader", {})
 
 
@@ -42,19 +43,6 @@ def _parsable(source: str) -> str:
     """The cell as Python: magics, shell lines and nbgrader's ### marker lines blanked (line numbers kept)."""
     lines = source.splitlines()
     return "\n".join("" if line.lstrip().startswith(("%", "!", "###")) else line for line in lines)
-
-
-def _hidden_lines(source: str) -> set[int]:
-    """1-based numbers of the lines between BEGIN and END HIDDEN TESTS."""
-    inside, numbers = False, set()
-    for number, line in enumerate(source.splitlines(), start=1):
-        if markers.BEGIN_HIDDEN in line:
-            inside = True
-        elif markers.END_HIDDEN in line:
-            inside = False
-        elif inside:
-            numbers.add(number)
-    return numbers
 
 
 def exercise_names(notebook: dict) -> set[str]:
@@ -163,7 +151,7 @@ def weak_asserts_in(notebook: dict, name: str) -> list[Weak]:
         source = "".join(cell["source"])
         meta = _nbgrader(cell)
         locked = bool(meta.get("locked")) and not meta.get("solution")
-        hidden = _hidden_lines(source)
+        hidden = markers.hidden_line_numbers(source)
         if not (locked or hidden):
             continue
         tree = ast.parse(_parsable(source))
