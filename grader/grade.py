@@ -260,6 +260,10 @@ def class_compile_cache(class_size: int, root: Path, progress, **settings) -> Pa
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m grader grade", description=__doc__.splitlines()[0])
     parser.add_argument("assignment", help="an assignment folder name under solutions/, e.g. 01_snapshot")
+    parser.add_argument(
+        "--solutions", type=Path, default=SOLUTIONS, metavar="DIR",
+        help="the folder of nbgrader source notebooks that holds ASSIGNMENT (default: the course's solutions/)",
+    )  # fmt: skip
     parser.add_argument("submissions", type=Path, help="one folder (or zip) per student, or nbgrader's submitted/")
     parser.add_argument("--out", type=Path, required=True, help="where grades.csv and feedback/ go")
     parser.add_argument("--jobs", type=int, default=None, help="students graded at once (default: cores)")
@@ -306,6 +310,7 @@ def main(argv: list[str]) -> int:
             compile_cache=None if args.no_compile_cache else args.compile_cache,
             restart=args.restart,
             dask=args.dask,
+            solutions=args.solutions,
         )
     except (GradingError, results.OutError) as error:
         print(f"grade: {error}", file=sys.stderr)

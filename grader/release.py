@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from grader.paths import COURSE, GRADER, assignments, notebooks
+from grader.paths import COURSE, GRADER, SOLUTIONS, assignments, notebooks
 
 
 class ReleaseError(RuntimeError):
@@ -38,8 +38,8 @@ def run_nbgrader(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def generate(assignment_ids: list[str], release_dir: Path) -> None:
-    """Run `nbgrader generate_assignment` for each assignment into `release_dir/<assignment>/`."""
+def generate(assignment_ids: list[str], release_dir: Path, solutions: Path = SOLUTIONS) -> None:
+    """Run `nbgrader generate_assignment` for each assignment of `solutions` into `release_dir/<assignment>/`."""
     release_dir.mkdir(parents=True, exist_ok=True)
     database = release_dir / "gradebook.db"
     for assignment in assignment_ids:
@@ -47,6 +47,7 @@ def generate(assignment_ids: list[str], release_dir: Path) -> None:
             "generate_assignment",
             assignment,
             "--force",
+            f"--CourseDirectory.source_directory={solutions}",
             f"--CourseDirectory.release_directory={release_dir}",
             f"--CourseDirectory.db_url=sqlite:///{database}",
         )

@@ -19,7 +19,7 @@ from benchmarks.grading import LocalDaskCluster
 from grader import fences, sandbox
 from grader.paths import REPO
 from grader.release import venv_environment
-from tests.test_grader_resume import ASSIGNMENT, assert_same, cli, graded_lines, left_running, run_cli, small_class
+from tests.test_grader_resume import ASSIGNMENT, assert_same, graded_lines, left_running, run_cli, small_class, tiny_cli
 
 pytestmark = pytest.mark.slow
 FENCE_FLAGS = [] if fences.availability()[0] else ["--no-fences"]
@@ -44,14 +44,14 @@ def test_dask_grades_like_the_local_pool_even_when_a_worker_is_lost(tmp_path, cl
     simulated = small_class(tmp_path, size=3)
     subs = str(simulated.folder)
     local = run_cli(
-        ASSIGNMENT, subs, "--out", str(tmp_path / "local"), "--jobs", "2", "--no-compile-cache", *FENCE_FLAGS
+        subs, "--out", str(tmp_path / "local"), "--jobs", "2", "--no-compile-cache", *FENCE_FLAGS, tiny=True
     )
     assert local.returncode == 0, local.stderr
     workers = cluster.add_workers(2)
 
     started = time.monotonic()
-    on_dask = run_cli(ASSIGNMENT, subs, "--out", str(tmp_path / "dask"), "--dask", str(cluster.file),
-                      "--no-compile-cache", *FENCE_FLAGS)  # fmt: skip
+    on_dask = run_cli(subs, "--out", str(tmp_path / "dask"), "--dask", str(cluster.file),
+                      "--no-compile-cache", *FENCE_FLAGS, tiny=True)  # fmt: skip
     seconds = time.monotonic() - started
     assert on_dask.returncode == 0, on_dask.stderr
     assert len(graded_lines(on_dask.stderr)) == 3
@@ -59,7 +59,7 @@ def test_dask_grades_like_the_local_pool_even_when_a_worker_is_lost(tmp_path, cl
 
     out = tmp_path / "dask-lost-worker"
     grading = subprocess.Popen(
-        cli(ASSIGNMENT, subs, "--out", str(out), "--dask", cluster.address, "--no-compile-cache", *FENCE_FLAGS),
+        tiny_cli(subs, "--out", str(out), "--dask", cluster.address, "--no-compile-cache", *FENCE_FLAGS),
         cwd=REPO, env=venv_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     records = out / ".grading" / "results"

@@ -20,7 +20,15 @@ import pytest
 from grader import fences, grade, results, sandbox, student
 from grader.paths import REPO
 from grader.release import venv_environment
-from tests.grader_fixtures.simulated_class import SimulatedClass, dump, forged_answers, released, solutions
+from tests.grader_fixtures.simulated_class import (
+    TINY,
+    TINY_SOLUTIONS,
+    SimulatedClass,
+    dump,
+    forged_answers,
+    released,
+    solutions,
+)
 from tests.proc_tools import command_lines
 from tests.test_grader_class import sandbox_processes
 
@@ -33,8 +41,14 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "grader", "grade", *args]
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(cli(*args), cwd=REPO, env=venv_environment(), capture_output=True, text=True, timeout=600)
+def tiny_cli(*args: str) -> list[str]:
+    """`grade` for the tiny assignment (small_class's students)."""
+    return cli(TINY, *args, "--solutions", str(TINY_SOLUTIONS))
+
+
+def run_cli(*args: str, tiny: bool = False) -> subprocess.CompletedProcess:
+    command = tiny_cli(*args) if tiny else cli(*args)
+    return subprocess.run(command, cwd=REPO, env=venv_environment(), capture_output=True, text=True, timeout=600)
 
 
 def graded_lines(log: str) -> list[str]:
@@ -73,8 +87,9 @@ def left_running(grader_pid: int) -> list[str]:
 
 
 def small_class(tmp_path: Path, size: int = 4) -> SimulatedClass:
-    stubs, full = released(ASSIGNMENT, tmp_path), solutions(ASSIGNMENT)
-    simulated = SimulatedClass(ASSIGNMENT, tmp_path / "submissions")
+    """Students of the tiny assignment (simulated_class.TINY): the machinery under test is the grader's."""
+    stubs, full = released(TINY, tmp_path, TINY_SOLUTIONS), solutions(TINY, TINY_SOLUTIONS)
+    simulated = SimulatedClass(TINY, tmp_path / "submissions")
     simulated.add("a-solution", dump(full), None)
     simulated.add("b-untouched", dump(stubs), None)
     simulated.add("c-forged", dump(forged_answers(stubs, "")), None)
@@ -88,13 +103,13 @@ def small_class(tmp_path: Path, size: int = 4) -> SimulatedClass:
 def test_a_killed_grading_resumes_to_the_same_grades(tmp_path):
     simulated = small_class(tmp_path)
     common = ["--no-compile-cache", "--jobs", "2"]
-    reference = run_cli(ASSIGNMENT, str(simulated.folder), "--out", str(tmp_path / "reference"), *common)
+    reference = run_cli(str(simulated.folder), "--out", str(tmp_path / "reference"), *common, tiny=True)
     assert reference.returncode == 0, reference.stderr
     assert len(graded_lines(reference.stderr)) == 4
 
     out = tmp_path / "out"
     first = subprocess.Popen(
-        cli(ASSIGNMENT, str(simulated.folder), "--out", str(out), "--no-compile-cache", "--jobs", "1"),
+        tiny_cli(str(simulated.folder), "--out", str(out), "--no-compile-cache", "--jobs", "1"),
         cwd=REPO, env=venv_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     records = out / ".grading" / "results"
@@ -102,7 +117,7 @@ def test_a_killed_grading_resumes_to_the_same_grades(tmp_path):
     while not (records.is_dir() and list(records.glob("*.json"))):
         assert first.poll() is None and time.monotonic() < deadline, "the first grading ended before a result"
         time.sleep(0.2)
-    second = run_cli(ASSIGNMENT, str(simulated.folder), "--out", str(out), "--no-compile-cache")
+    second = run_cli(str(simulated.folder), "--out", str(out), "--no-compile-cache", tiny=True)
     assert second.returncode == 1 and f"pid {first.pid}" in second.stderr, second.stderr
     assert len(second.stderr.strip().splitlines()) == 1, second.stderr
     first.send_signal(signal.SIGKILL)
@@ -114,7 +129,7 @@ def test_a_killed_grading_resumes_to_the_same_grades(tmp_path):
         time.sleep(0.2)
     assert left_running(first.pid) == [], "the killed grading left processes behind"
 
-    resumed = run_cli(ASSIGNMENT, str(simulated.folder), "--out", str(out), *common)
+    resumed = run_cli(str(simulated.folder), "--out", str(out), *common, tiny=True)
     assert resumed.returncode == 0, resumed.stderr
     assert f"{graded_before} of 4 students already graded" in resumed.stderr, resumed.stderr
     assert len(graded_lines(resumed.stderr)) == 4 - graded_before, resumed.stderr
@@ -128,7 +143,7 @@ def test_a_killed_grading_resumes_to_the_same_grades(tmp_path):
         for base in fences._bases().values():
             assert not list(base.glob(f"{first.pid}-*")) if base.is_dir() else True
 
-    again = run_cli(ASSIGNMENT, str(simulated.folder), "--out", str(out), *common)
+    again = run_cli(str(simulated.folder), "--out", str(out), *common, tiny=True)
     assert again.returncode == 0 and graded_lines(again.stderr) == [], again.stderr
     assert_same(out, tmp_path / "reference")
 

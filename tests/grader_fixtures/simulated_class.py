@@ -54,16 +54,22 @@ class SimulatedClass:
         self.expectations[student] = expect
 
 
-def released(assignment: str, tmp: Path) -> dict[str, nbformat.NotebookNode]:
+# Not a course assignment: two small exercises without JAX, for the tests of the grader's machinery (resume,
+# Dask) that need gradings which take seconds of wall time but little CPU (see its first cell).
+TINY_SOLUTIONS = Path(__file__).parent / "tiny"
+TINY = "00_tiny"
+
+
+def released(assignment: str, tmp: Path, root: Path = SOLUTIONS) -> dict[str, nbformat.NotebookNode]:
     """A fresh student copy (nbgrader generate_assignment), not the committed course/ (it may lag)."""
     target = tmp / "release"
     if not (target / assignment).is_dir():
-        generate([assignment], target)
+        generate([assignment], target, root)
     return {path.name: nbformat.read(path, as_version=4) for path in notebooks(assignment, target)}
 
 
-def solutions(assignment: str) -> dict[str, nbformat.NotebookNode]:
-    return {path.name: nbformat.read(path, as_version=4) for path in notebooks(assignment, SOLUTIONS)}
+def solutions(assignment: str, root: Path = SOLUTIONS) -> dict[str, nbformat.NotebookNode]:
+    return {path.name: nbformat.read(path, as_version=4) for path in notebooks(assignment, root)}
 
 
 def dump(notebooks_by_name: dict[str, nbformat.NotebookNode]) -> dict[str, bytes]:
