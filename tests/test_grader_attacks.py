@@ -10,14 +10,22 @@ import re
 
 from tests.grader_fixtures import attacks
 from tests.grader_fixtures.hostile_class import hostile
-from tests.grader_fixtures.simulated_class import Expect, SimulatedClass, dump, released, with_cell
+from tests.grader_fixtures.simulated_class import (
+    TINY,
+    TINY_SOLUTIONS,
+    Expect,
+    SimulatedClass,
+    dump,
+    released,
+    with_cell,
+)
 from tests.test_grader_class import ASSIGNMENTS, check_rows, pytestmark, run_class  # noqa: F401 (marks)
 
 
 def test_hostile_class(tmp_path):
     simulated = SimulatedClass(ASSIGNMENTS[0], tmp_path / "submissions")
     hostile(simulated, tmp_path, tmp_path / "out")
-    rows = run_class(simulated, tmp_path / "out")
+    rows = run_class(simulated, tmp_path / "out", compile_cache=tmp_path / "compile-cache")  # built here
     check_rows(simulated, rows, tmp_path / "out")
     # attack-poison-cache overwrote its own copy of the class's compilation cache; the class's is intact
     (cache,) = (tmp_path / "compile-cache").iterdir()
@@ -26,12 +34,11 @@ def test_hostile_class(tmp_path):
 
 
 def test_endless_loop_is_stopped(tmp_path):
-    assignment = ASSIGNMENTS[0]
-    simulated = SimulatedClass(assignment, tmp_path / "submissions")
-    simulated.add(
-        "endless", dump(with_cell(released(assignment, tmp_path), attacks.INFINITE_LOOP)), Expect("zero", ("error",))
-    )
-    rows = run_class(simulated, tmp_path / "out", cell_timeout=20, student_timeout=120)
+    """On the tiny assignment (no JAX, its cells take a second): a 5 s cell limit stops the loop."""
+    simulated = SimulatedClass(TINY, tmp_path / "submissions")
+    stubs = released(TINY, tmp_path, TINY_SOLUTIONS)
+    simulated.add("endless", dump(with_cell(stubs, attacks.INFINITE_LOOP)), Expect("zero", ("error",)))
+    rows = run_class(simulated, tmp_path / "out", cell_timeout=5, student_timeout=60, solutions=TINY_SOLUTIONS)
     (row,) = rows
     assert row["score"] == 0 and row["status"] == "error"
     assert re.search(r"longer than \d+ s", row["message"]), row["message"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import html
+import os
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from grader import grade, sandbox
-from grader.paths import REPO, assignments
+from grader.paths import REPO, SOLUTIONS, assignments
 from tests.grader_fixtures.simulated_class import WRONG_ANSWERS, SimulatedClass, honest_and_forged
 
 pytestmark = [
@@ -117,10 +118,18 @@ def check_rows(simulated: SimulatedClass, rows: list[dict], out: Path) -> None:
     assert not failures, "\n".join(failures)
 
 
+# The classes' compilation caches, kept between runs like the tests' own JAX cache (make test puts both in
+# .cache/): a class cache is keyed by the solution, the helper package and the environment (grade.cache_key),
+# so it is built again exactly when one of those changes. The hostile class builds one of its own every run
+# (test_grader_attacks.py), so that the build from the solution in the sandbox is graded on every run too.
+CLASS_CACHES = Path(os.environ.get("RESUMABLE_TEST_CLASS_CACHES") or REPO / ".cache" / "class-caches-tests")
+
+
 def run_class(simulated: SimulatedClass, out: Path, **settings) -> list[dict]:
+    """Grade the class into `out` (compile caches under settings["compile_cache"], default CLASS_CACHES)."""
     before = fingerprint(out)
     uid_base = grade._uid_base()
-    caches = out.parent / "compile-cache"  # built from the solution first, as `grade` does by default
+    caches = settings.get("compile_cache", CLASS_CACHES)  # built from the solution first when missing
     rows = grade.grade_class(
         simulated.assignment,
         simulated.folder,
@@ -129,9 +138,10 @@ def run_class(simulated: SimulatedClass, out: Path, **settings) -> list[dict]:
         cell_timeout=settings.get("cell_timeout", CELL_TIMEOUT),
         student_timeout=settings.get("student_timeout", STUDENT_TIMEOUT),
         compile_cache=caches,
+        solutions=settings.get("solutions", SOLUTIONS),
     )
     if len(simulated.expectations) >= grade.BUILD_CACHE_FROM:
-        built = [path.name for path in caches.iterdir()]
+        built = [path.name for path in caches.iterdir() if path.name.startswith(f"{simulated.assignment}-")]
         assert built == [f"{simulated.assignment}-{grade.cache_key(simulated.assignment)}"], built
     assert sandbox_processes(uid_base) == [], "sandbox processes outlived grading"
     assert fingerprint(out) == before, "grading changed files of the course"
