@@ -1,7 +1,9 @@
-"""The grader against hostile students: every sandbox attack and malformed input, on the first assignment.
+"""The grader against hostile students: every sandbox attack, forged grading and malformed input.
 
-Graded as one class: every row must meet its own expectation, whatever its neighbours did. Kept apart
-from test_grader_class.py so that pytest-xdist (--dist loadfile) runs the two long files on different workers.
+Two classes (see hostile_class.py): the attacks on a course notebook's content on the first assignment, the
+attacks on the sandbox on the tiny one. Each is graded as one class: every row must meet its own
+expectation, whatever its neighbours did. Kept apart from test_grader_class.py so that pytest-xdist
+(--dist loadfile) runs the two long files on different workers.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import re
 
 from tests.grader_fixtures import attacks
-from tests.grader_fixtures.hostile_class import hostile
+from tests.grader_fixtures.hostile_class import hostile, sandbox_attacks
 from tests.grader_fixtures.simulated_class import (
     TINY,
     TINY_SOLUTIONS,
@@ -31,6 +33,13 @@ def test_hostile_class(tmp_path):
     (cache,) = (tmp_path / "compile-cache").iterdir()
     entries = list(cache.iterdir())
     assert entries and not any(path.read_bytes() == b"POISON" or "poison" in path.name for path in entries)
+
+
+def test_sandbox_attacks_and_layouts(tmp_path):
+    simulated = SimulatedClass(TINY, tmp_path / "submissions")
+    sandbox_attacks(simulated, tmp_path, tmp_path / "out", TINY_SOLUTIONS)
+    rows = run_class(simulated, tmp_path / "out", solutions=TINY_SOLUTIONS, compile_cache=None)  # it has no JAX
+    check_rows(simulated, rows, tmp_path / "out")
 
 
 def test_endless_loop_is_stopped(tmp_path):

@@ -140,7 +140,7 @@ def run_class(simulated: SimulatedClass, out: Path, **settings) -> list[dict]:
         compile_cache=caches,
         solutions=settings.get("solutions", SOLUTIONS),
     )
-    if len(simulated.expectations) >= grade.BUILD_CACHE_FROM:
+    if caches is not None and len(simulated.expectations) >= grade.BUILD_CACHE_FROM:
         built = [path.name for path in caches.iterdir() if path.name.startswith(f"{simulated.assignment}-")]
         assert built == [f"{simulated.assignment}-{grade.cache_key(simulated.assignment)}"], built
     assert sandbox_processes(uid_base) == [], "sandbox processes outlived grading"

@@ -1,4 +1,11 @@
-"""The hostile students of a simulated class: sandbox attacks, forged grading, edited cells, malformed files."""
+"""The hostile students of a simulated class: sandbox attacks, forged grading, edited cells, malformed files.
+
+Two classes. `hostile` attacks what a course notebook gives a student to aim at (its hidden tests, its
+compilation cache, the grader's checks of its cells) and sends malformed files; it grades the first
+assignment. `sandbox_attacks` attacks the sandbox itself (escape, fork and memory bombs, a killed or exited
+kernel, cleared outputs) and hands in odd layouts; nothing of a notebook's content is involved, so it grades
+the tiny assignment (simulated_class.TINY), whose kernels cost a second each instead of a training run.
+"""
 
 from __future__ import annotations
 
@@ -25,10 +32,10 @@ from tests.grader_fixtures.simulated_class import (
 )
 
 
-def hostile(simulated: SimulatedClass, tmp: Path, out: Path) -> None:
-    """Sandbox attacks, forged grading, edited cells and malformed files (on one assignment)."""
+def sandbox_attacks(simulated: SimulatedClass, tmp: Path, out: Path, root: Path) -> None:
+    """Attacks on the sandbox and odd layouts, on the assignment `simulated.assignment` of `root`."""
     assignment = simulated.assignment
-    stubs, full = released(assignment, tmp), solutions(assignment)
+    stubs = released(assignment, tmp, root)
     escape = attacks.ESCAPE.replace("@REPO@", str(REPO)).replace("@OUT@", str(out))
     simulated.add(
         "attack-escape",
@@ -38,11 +45,6 @@ def hostile(simulated: SimulatedClass, tmp: Path, out: Path) -> None:
             feedback_has=("SAFE-READ", "SAFE-WRITE", "SAFE-NET", "SAFE-KILL"),
             feedback_lacks=("ESCAPED-",),
         ),
-    )
-    simulated.add(
-        "attack-poison-cache",
-        dump(with_cell(stubs, attacks.POISON_CACHE)),
-        Expect("zero", status=("graded", "error"), feedback_has=("POISONED-OWN-COPY",)),
     )
     simulated.add(
         "attack-fork-bomb", dump(with_cell(stubs, attacks.FORK_BOMB)), Expect("zero", status=("graded", "error"))
@@ -59,6 +61,40 @@ def hostile(simulated: SimulatedClass, tmp: Path, out: Path) -> None:
         Expect("zero", ("error",), message_has=("kernel died",)),
     )
     simulated.add(
+        "attack-clear-outputs", dump(with_cell(stubs, attacks.CLEAR_OUTPUTS)), Expect("zero", ("graded", "error"))
+    )
+    # layouts
+    (name,) = list(stubs) if len(stubs) == 1 else [next(iter(stubs))]
+    stub_bytes = dump(stubs)
+    zip_path = simulated.folder / "zipped-student.zip"
+    simulated.folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        for item, data in stub_bytes.items():
+            archive.writestr(f"Zipped Student/{assignment}/{item}", data)
+        archive.writestr("../../escape.txt", b"zip slip")
+    simulated.expectations["zipped-student"] = Expect("zero")
+    (simulated.folder / "nbgrader-layout" / assignment).mkdir(parents=True)
+    for item, data in stub_bytes.items():
+        (simulated.folder / "nbgrader-layout" / assignment / item).write_bytes(data)
+    simulated.expectations["nbgrader-layout"] = Expect("zero")
+    if len(stubs) == 1:
+        simulated.add(
+            "renamed-with-extras",
+            {f"{Path(name).stem} (1).ipynb": stub_bytes[name], "notes.txt": b"hello", "numpy.py": b"raise SystemExit"},
+            Expect("zero", message_has=("file name differs", "ignored other files")),
+        )
+
+
+def hostile(simulated: SimulatedClass, tmp: Path, out: Path) -> None:
+    """Forged grading, a poisoned cache, edited cells, hidden tests sought and malformed files (one assignment)."""
+    assignment = simulated.assignment
+    stubs, full = released(assignment, tmp), solutions(assignment)
+    simulated.add(
+        "attack-poison-cache",
+        dump(with_cell(stubs, attacks.POISON_CACHE)),
+        Expect("zero", status=("graded", "error"), feedback_has=("POISONED-OWN-COPY",)),
+    )
+    simulated.add(
         "attack-patched-builtins",
         dump(forged_answers(stubs, attacks.PATCH_BUILTINS)),
         Expect("zero", ("error",), message_has=("tampered",)),
@@ -72,9 +108,6 @@ def hostile(simulated: SimulatedClass, tmp: Path, out: Path) -> None:
         "attack-strip-asserts",
         dump(with_cell(forged_answers(stubs, ""), attacks.STRIP_ASSERTS)),
         Expect("zero", ("error",), message_has=("tampered",)),
-    )
-    simulated.add(
-        "attack-clear-outputs", dump(with_cell(stubs, attacks.CLEAR_OUTPUTS)), Expect("zero", ("graded", "error"))
     )
     simulated.add("attack-edited-cells", dump(edited_cells(stubs)), Expect("zero"))
     hidden_lines = sorted(
@@ -92,26 +125,10 @@ def hostile(simulated: SimulatedClass, tmp: Path, out: Path) -> None:
         dump(with_cell(full, attacks.EXFILTRATE, where="end")),
         Expect("max", feedback_lacks=tuple(hidden_lines)),
     )
-    # layouts and malformed files
+    # malformed files (rejected before any kernel starts)
     (name,) = list(full) if len(full) == 1 else [next(iter(full))]
-    sol_bytes, stub_bytes = dump(full), dump(stubs)
-    zip_path = simulated.folder / "zipped-student.zip"
+    sol_bytes = dump(full)
     simulated.folder.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(zip_path, "w") as archive:
-        for item, data in stub_bytes.items():
-            archive.writestr(f"Zipped Student/{assignment}/{item}", data)
-        archive.writestr("../../escape.txt", b"zip slip")
-    simulated.expectations["zipped-student"] = Expect("zero")
-    (simulated.folder / "nbgrader-layout" / assignment).mkdir(parents=True)
-    for item, data in stub_bytes.items():
-        (simulated.folder / "nbgrader-layout" / assignment / item).write_bytes(data)
-    simulated.expectations["nbgrader-layout"] = Expect("zero")
-    if len(full) == 1:
-        simulated.add(
-            "renamed-with-extras",
-            {f"{Path(name).stem} (1).ipynb": stub_bytes[name], "notes.txt": b"hello", "numpy.py": b"raise SystemExit"},
-            Expect("zero", message_has=("file name differs", "ignored other files")),
-        )
     simulated.add(
         "not-json", {name: b"this is not json {"}, Expect("zero", ("error",), message_has=("not valid JSON",))
     )
