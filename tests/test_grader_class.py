@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import html
-import os
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -122,7 +121,7 @@ def check_rows(simulated: SimulatedClass, rows: list[dict], out: Path) -> None:
 # .cache/): a class cache is keyed by the solution, the helper package and the environment (grade.cache_key),
 # so it is built again exactly when one of those changes. The hostile class builds one of its own every run
 # (test_grader_attacks.py), so that the build from the solution in the sandbox is graded on every run too.
-CLASS_CACHES = Path(os.environ.get("RESUMABLE_TEST_CLASS_CACHES") or REPO / ".cache" / "class-caches-tests")
+CLASS_CACHES = REPO / ".cache" / "class-caches-tests"
 
 
 def run_class(simulated: SimulatedClass, out: Path, **settings) -> list[dict]:
