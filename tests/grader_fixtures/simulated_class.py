@@ -3,7 +3,8 @@
 Data-driven: every assignment under solutions/ gets the honest students (the solution: full marks; the
 untouched student copy: zero) and the forged answers (objects that claim to equal anything; patched
 comparison functions). Assignment-specific wrong answers (one per course-map pitfall the exercises can show)
-live in written_answers.WRONG_ANSWERS; the hostile students (hostile_class.py) run on one assignment only.
+live in written_answers.WRONG_ANSWERS; the hostile students (hostile_class.py) run on the first assignment
+and on the tiny one (TINY).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class SimulatedClass:
 
 
 # Not a course assignment: two small exercises without JAX, for the tests of the grader's machinery (resume,
-# Dask) that need gradings which take seconds of wall time but little CPU (see its first cell).
+# Dask, the endless loop, the attacks on the sandbox): gradings that take seconds of wall time but little CPU.
 TINY_SOLUTIONS = Path(__file__).parent / "tiny"
 TINY = "00_tiny"
 
