@@ -14,13 +14,14 @@ from dataclasses import dataclass
 import nbformat
 import pytest
 
+from grader import markers
 from grader.assemble import nbgrader_meta
 from grader.execute import SlicedClient
 from grader.paths import SOLUTIONS, notebooks
-from tests.wrong_answers import TABLES, solution_answer
+from tests.wrong_answers import TABLES, dependents, notebook_names_used, solution_answer
 
 pytestmark = pytest.mark.slow
-HIDDEN = "### BEGIN HIDDEN TESTS"
+HIDDEN = markers.BEGIN_HIDDEN
 
 
 @dataclass
@@ -32,15 +33,16 @@ class Check:
 
 
 def checks_after(notebook: nbformat.NotebookNode, answer_id: str) -> list[Check]:
-    """The graded test cells after answer `answer_id` that call one of its functions or classes."""
+    """The graded test cells after answer `answer_id` that call one of its functions or classes (read from
+    the notebook's globals, see `notebook_names_used`), directly or through a function the notebook defines."""
     cells = notebook.cells
     start = next(i for i, cell in enumerate(cells) if nbgrader_meta(cell).get("grade_id") == answer_id)
-    names = re.findall(r"^(?:def|class) (\w+)", cells[start].source, flags=re.MULTILINE)
+    names = dependents(notebook, set(re.findall(r"^(?:def|class) (\w+)", cells[start].source, flags=re.MULTILINE)))
     found = []
     for index in range(start + 1, len(cells)):
         meta = nbgrader_meta(cells[index])
         source = cells[index].source
-        if meta.get("grade") and not meta.get("solution") and any(re.search(rf"\b{n}\b", source) for n in names):
+        if meta.get("grade") and not meta.get("solution") and names & notebook_names_used(source):
             visible, marker, hidden = source.partition(HIDDEN)
             visible = visible if visible.strip().replace('"""', "").strip() else ""
             found.append(Check(meta["grade_id"], index, visible if marker else source, marker + hidden))

@@ -10,6 +10,7 @@ some of them, whole notebooks at a time, through the grader.
 
 from __future__ import annotations
 
+import ast
 import functools
 from dataclasses import dataclass
 
@@ -58,6 +59,81 @@ def mutate(source: str, changes: tuple[tuple[str, str], ...]) -> str:
             raise ValueError(f"{old!r} occurs {source.count(old)} times in the solution, not once")
         source = source.replace(old, new)
     return source
+
+
+def _bound(scope: ast.AST) -> set[str]:
+    """The names a module, function or class body binds itself (not those of the scopes nested in it)."""
+    bound: set[str] = set()
+    if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+        arguments = scope.args
+        every = arguments.posonlyargs + arguments.args + arguments.kwonlyargs
+        bound |= {arg.arg for arg in every + [arguments.vararg, arguments.kwarg] if arg is not None}
+    stack = list(ast.iter_child_nodes(scope))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+            stack += node.decorator_list  # evaluated in this scope; the body is a scope of its own
+            continue
+        if isinstance(node, ast.Lambda):
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            bound.add(node.id)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+        stack += ast.iter_child_nodes(node)
+    return bound
+
+
+def notebook_names_used(source: str) -> set[str]:
+    """The names that `source` reads from the notebook's globals: every name it loads where neither its own
+    scope nor an enclosing function binds it. A helper the cell defines under an exercise's name (07's
+    hidden test has its own `save_checkpoint`, a trusted one) is not the exercise's function."""
+    used: set[str] = set()
+
+    def visit(scope: ast.AST, enclosing: set[str]) -> None:
+        local = _bound(scope)
+        visible = enclosing | local if not isinstance(scope, ast.ClassDef) else enclosing
+        stack = list(ast.iter_child_nodes(scope))
+        while stack:
+            node = stack.pop()
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+                if not isinstance(node, ast.Lambda):
+                    stack += node.decorator_list
+                if not isinstance(node, ast.ClassDef):
+                    stack += node.args.defaults + [d for d in node.args.kw_defaults if d is not None]
+                visit(node, visible)
+                continue
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                if node.id not in (local if isinstance(scope, ast.ClassDef) else visible):
+                    used.add(node.id)
+            stack += ast.iter_child_nodes(node)
+
+    visit(ast.parse(source), set())
+    return used
+
+
+def dependents(notebook: nbformat.NotebookNode, names: set[str]) -> set[str]:
+    """`names` and every function or class a code cell of the notebook defines at its top level that reads
+    one of them, directly or through another such definition (the capstone's script calls the answers)."""
+    definitions = {}
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            try:
+                tree = ast.parse(cell.source)
+            except SyntaxError:  # a cell with IPython syntax defines nothing the checks call
+                continue
+            for node in tree.body:
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    definitions[node.name] = notebook_names_used(ast.unparse(node))
+    found = set(names)
+    while True:
+        more = {name for name, reads in definitions.items() if reads & found} - found
+        if not more:
+            return found
+        found |= more
 
 
 @dataclass(frozen=True)
