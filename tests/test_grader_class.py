@@ -1,8 +1,12 @@
 """The grader on a simulated class: honest, wrong and hostile students graded together, in parallel.
 
-Every assignment under solutions/ gets: the solution (full marks), the untouched student copy (zero),
-forged answers (objects equal to anything; patched comparison functions: zero), and the wrong answers
-registered for it (less than full marks; the outputs shown in the feedback name the cause). The sandbox
+Every assignment under solutions/ gets: the solution (full marks), forged answers (objects equal to anything;
+patched comparison functions: zero), and the wrong answers registered for it (less than full marks; the
+outputs shown in the feedback name the cause). The untouched student copy is graded here on the first
+assignment only: that it scores zero on every assignment is a property of the release's hidden tests, which
+test_autograde.py asserts for each one under plain nbgrader (the same release, the same hidden tests), and
+this grader scores a notebook from its cells' errors the same way whatever the assignment. A copy whose answer
+cells the grader took from the solution instead would also give the forged students full marks here. The sandbox
 attacks and malformed inputs are in test_grader_attacks.py (a file of its own, so that xdist runs them
 beside these).
 After each run: no sandbox process is left, no course file changed.
@@ -166,7 +170,7 @@ def test_simulated_class(assignment, tmp_path):
 
 def grade_and_check(assignment: str, tmp_path: Path) -> None:
     simulated = SimulatedClass(assignment, tmp_path / "submissions")
-    honest_and_forged(simulated, tmp_path)
+    honest_and_forged(simulated, tmp_path, untouched=assignment == ASSIGNMENTS[0])
     rows = run_class(simulated, tmp_path / "out")
     check_rows(simulated, rows, tmp_path / "out")
     # A cause must be shown only by a failing check: text in a cell's source (a check's own message, quoted

@@ -1,10 +1,10 @@
 """Build a simulated class for one assignment: a folder of submissions and what each one must get.
 
-Data-driven: every assignment under solutions/ gets the honest students (the solution: full marks; the
-untouched student copy: zero) and the forged answers (objects that claim to equal anything; patched
-comparison functions). Assignment-specific wrong answers (one per course-map pitfall the exercises can show)
-live in written_answers.WRONG_ANSWERS; the hostile students (hostile_class.py) run on the first assignment
-and on the tiny one (TINY).
+Data-driven: every assignment under solutions/ gets the honest student (the solution: full marks), the
+untouched student copy (zero) where the test asks for it, and the forged answers (objects that claim to
+equal anything; patched comparison functions). Assignment-specific wrong answers (one per course-map pitfall
+the exercises can show) live in written_answers.WRONG_ANSWERS; the hostile students (hostile_class.py) run
+on the first assignment and on the tiny one (TINY).
 """
 
 from __future__ import annotations
@@ -122,12 +122,13 @@ def forged_answers(stubs, preamble: str):
     return with_answers(stubs, answers)
 
 
-def honest_and_forged(simulated: SimulatedClass, tmp: Path) -> None:
-    """The students every assignment gets."""
+def honest_and_forged(simulated: SimulatedClass, tmp: Path, untouched: bool = True) -> None:
+    """The students every assignment gets; the untouched student copy only with `untouched`."""
     assignment = simulated.assignment
     stubs, full = released(assignment, tmp), solutions(assignment)
     simulated.add("solution", dump(full), Expect("max"))
-    simulated.add("untouched", dump(stubs), Expect("zero"))
+    if untouched:
+        simulated.add("untouched", dump(stubs), Expect("zero"))
     simulated.add("forged-anything", dump(forged_answers(stubs, "")), Expect("zero"))
     simulated.add(
         "forged-patched-comparisons",
