@@ -38,8 +38,11 @@ def run_nbgrader(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def generate(assignment_ids: list[str], release_dir: Path, solutions: Path = SOLUTIONS) -> None:
-    """Run `nbgrader generate_assignment` for each assignment of `solutions` into `release_dir/<assignment>/`."""
+def generate(
+    assignment_ids: list[str], release_dir: Path, solutions: Path = SOLUTIONS, keep_database: bool = False
+) -> None:
+    """Run `nbgrader generate_assignment` for each assignment of `solutions` into `release_dir/<assignment>/`;
+    with `keep_database`, nbgrader's gradebook of them stays beside them (`release_dir/gradebook.db`)."""
     release_dir.mkdir(parents=True, exist_ok=True)
     database = release_dir / "gradebook.db"
     for assignment in assignment_ids:
@@ -57,7 +60,8 @@ def generate(assignment_ids: list[str], release_dir: Path, solutions: Path = SOL
                 f"nbgrader could not generate {assignment} (exit {completed.returncode}):\n"
                 f"{completed.stdout}{completed.stderr}"
             )
-    database.unlink(missing_ok=True)
+    if not keep_database:
+        database.unlink(missing_ok=True)
 
 
 def release(assignment_ids: list[str] | None = None, course_dir: Path = COURSE) -> list[str]:

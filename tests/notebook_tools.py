@@ -2,18 +2,61 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import importlib.metadata
 import json
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from nbgrader.api import Gradebook
 
 from grader import markers
-from grader.paths import SOLUTIONS
-from grader.release import run_nbgrader
+from grader.paths import GRADER, REPO, SOLUTIONS, assignments
+from grader.release import generate, run_nbgrader
 
 SOLUTION_MARKERS = markers.ALL
+
+
+# Every assignment of solutions/ as nbgrader generates it, with nbgrader's gradebook of the generation: made
+# once and shared by the tests of both workers and of later runs (make clean removes it). Its folder is named
+# by what a generation depends on, so a changed solution or nbgrader configuration makes a new one.
+RELEASES = REPO / ".cache" / "releases-tests"
+
+
+def release_key() -> str:
+    digest = hashlib.sha256(importlib.metadata.version("nbgrader").encode() + b"\0")
+    inputs = [path for path in sorted(SOLUTIONS.rglob("*")) if path.is_file()]
+    inputs += [GRADER / "nbgrader_config.py", GRADER / "release.py"]
+    for path in inputs:
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def shared_release() -> Path:
+    """The folder that holds `<assignment>/` for every assignment and `gradebook.db`, generated if missing."""
+    RELEASES.mkdir(parents=True, exist_ok=True)
+    folder = RELEASES / release_key()
+    with open(RELEASES / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other worker waits for the generation instead of repeating it
+        if not folder.is_dir():
+            staging = Path(tempfile.mkdtemp(prefix=".generating-", dir=RELEASES))
+            generate(assignments(), staging, keep_database=True)
+            staging.rename(folder)
+            for older in RELEASES.iterdir():
+                if older.is_dir() and older != folder and not older.name.startswith("."):
+                    shutil.rmtree(older, ignore_errors=True)
+    return folder
+
+
+def generated_into(assignment: str, root: Path) -> None:
+    """`root` as `nbgrader generate_assignment ASSIGNMENT` leaves it (see `nbgrader`): the shared generation's
+    release of the assignment and its gradebook, copied."""
+    released = shared_release()
+    shutil.copytree(released / assignment, root / "release" / assignment)
+    shutil.copy(released / "gradebook.db", root / "gradebook.db")
 
 
 def nbgrader(*args: str, root: Path) -> subprocess.CompletedProcess:
@@ -33,8 +76,9 @@ def nbgrader(*args: str, root: Path) -> subprocess.CompletedProcess:
 
 def autograde(assignment: str, submissions: dict[str, dict[str, Path]], root: Path) -> dict[str, tuple[float, float]]:
     """Autograde several students' notebooks (student -> {name: file}) for `assignment` in one nbgrader run;
-    return each student's (score, max_score)."""
-    nbgrader("generate_assignment", assignment, "--force", root=root)
+    return each student's (score, max_score). The assignment's generation is the shared one (its release and
+    gradebook copied into `root`, see `generated_into`)."""
+    generated_into(assignment, root)
     for student, submission in submissions.items():
         folder = root / "submitted" / student / assignment
         folder.mkdir(parents=True)

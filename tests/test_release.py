@@ -6,8 +6,7 @@ import pytest
 
 from grader import markers
 from grader.paths import COURSE, SOLUTIONS, assignments, notebooks
-from grader.release import generate
-from tests.notebook_tools import SOLUTION_MARKERS, cell_sources
+from tests.notebook_tools import SOLUTION_MARKERS, cell_sources, shared_release
 
 ASSIGNMENTS = assignments()
 
@@ -18,10 +17,10 @@ def test_there_are_assignments_and_course_has_the_same_ones():
 
 
 @pytest.fixture(scope="module")
-def fresh_release(tmp_path_factory):
-    release_dir = tmp_path_factory.mktemp("release")
-    generate(ASSIGNMENTS, release_dir)
-    return release_dir
+def fresh_release():
+    """nbgrader's generation of the current solutions/ (made here, or by another test of this run or an
+    earlier one from the same sources and configuration: tests/notebook_tools.shared_release)."""
+    return shared_release()
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)

@@ -21,6 +21,7 @@ from grader.paths import SOLUTIONS, notebooks
 from grader.release import generate
 from tests.grader_fixtures import attacks
 from tests.grader_fixtures.written_answers import WRONG_ANSWERS
+from tests.notebook_tools import shared_release
 
 
 @dataclass
@@ -62,10 +63,14 @@ TINY = "00_tiny"
 
 
 def released(assignment: str, tmp: Path, root: Path = SOLUTIONS) -> dict[str, nbformat.NotebookNode]:
-    """A fresh student copy (nbgrader generate_assignment), not the committed course/ (it may lag)."""
-    target = tmp / "release"
-    if not (target / assignment).is_dir():
-        generate([assignment], target, root)
+    """A fresh student copy (nbgrader generate_assignment), not the committed course/ (it may lag): the tests'
+    shared generation of solutions/ (tests/notebook_tools.shared_release), or generated under `tmp`."""
+    if root == SOLUTIONS:
+        target = shared_release()
+    else:
+        target = tmp / "release"
+        if not (target / assignment).is_dir():
+            generate([assignment], target, root)
     return {path.name: nbformat.read(path, as_version=4) for path in notebooks(assignment, target)}
 
 
