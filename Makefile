@@ -53,7 +53,7 @@ lint: env
 # the tests' compilation cache (the same programs, so the same bits).
 TEST_JAX_CACHE ?= $(CURDIR)/.cache/jax-tests
 test: lint
-	RESUMABLE_JAX_CACHE=$(TEST_JAX_CACHE) $(BIN)/python -m pytest -n 2 --dist loadfile --durations=30 --nbval-lax --nbval-cell-timeout=300 tests solutions
+	RESUMABLE_JAX_CACHE=$(TEST_JAX_CACHE) $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=30 --nbval-lax --nbval-cell-timeout=300 tests solutions
 
 # Only the solution notebooks under nbval (CI runs it on Python 3.12 too: make nbval VENV=.venv-3.12 PY_WANT=3.12).
 nbval: env

@@ -3,3 +3,24 @@
 from tests import nbval_waits
 
 nbval_waits.install()
+
+# The longest files first. make test runs `--dist loadfile --no-loadscope-reorder`, so xdist hands files to its
+# workers in this order: the long ones start at once and the many short ones (nbval's notebooks, unit tests)
+# fill the end. The suite is bound by CPU (benchmarks/RESULTS.md); a long file started last runs alone.
+LONGEST_FIRST = (
+    "tests/test_grader_class_rest.py",
+    "tests/test_grader_class.py",
+    "tests/test_pip_only.py",  # mostly pip's downloads and disk, beside the classes' kernels
+    "tests/test_wrong_answers.py",
+    "tests/test_autograde.py",
+    "tests/test_grader_attacks.py",
+    "tests/test_grader_dask.py",
+    "tests/test_grader_resume.py",
+    "tests/test_grader_fences.py",
+    "tests/test_browser.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {path: index for index, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: the rest keep their order
