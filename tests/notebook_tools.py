@@ -28,10 +28,20 @@ RELEASES = REPO / ".cache" / "releases-tests"
 
 def release_key() -> str:
     digest = hashlib.sha256(importlib.metadata.version("nbgrader").encode() + b"\0")
-    inputs = [path for path in sorted(SOLUTIONS.rglob("*")) if path.is_file()]
+
+    # nbval runs the solutions in their folders: their kernels' dot-folders and caches are no input
+    def an_input(path: Path) -> bool:
+        parts = path.relative_to(SOLUTIONS).parts
+        return path.is_file() and not any(part.startswith(".") or part == "__pycache__" for part in parts)
+
+    inputs = [path for path in sorted(SOLUTIONS.rglob("*")) if an_input(path)]
     inputs += [GRADER / "nbgrader_config.py", GRADER / "release.py"]
     for path in inputs:
-        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes() + b"\0")
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:  # a file a running notebook made and removed
+            continue
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + data + b"\0")
     return digest.hexdigest()[:16]
 
 
@@ -43,7 +53,11 @@ def shared_release() -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # the other worker waits for the generation instead of repeating it
         if not folder.is_dir():
             staging = Path(tempfile.mkdtemp(prefix=".generating-", dir=RELEASES))
-            generate(assignments(), staging, keep_database=True)
+            try:
+                generate(assignments(), staging, keep_database=True)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
             staging.rename(folder)
             for older in RELEASES.iterdir():
                 if older.is_dir() and older != folder and not older.name.startswith("."):
