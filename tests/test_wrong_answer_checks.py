@@ -44,10 +44,15 @@ def test_scopes_arguments_imports_and_redefinitions():
         "def train_step(x):\n"
         "    return x\n"
         "train_step(1)\n"
+        "def outer():\n"
+        "    factor = 2\n"
+        "    class Inner:\n"
+        "        scale = factor\n"  # a class body sees the enclosing function's names
+        "    return Inner\n"
     )
     used = notebook_names_used(source)
     assert used >= {"default_key", "changed_paths", "restore_into", "limit", "len"}, used
-    assert not used & {"np", "snapshot", "rest", "extra", "key", "state", "train_step", "f", "Checks"}, used
+    assert not used & {"np", "snapshot", "rest", "extra", "key", "state", "train_step", "f", "Checks", "factor"}, used
 
 
 def test_definitions_that_call_an_answer_count_as_the_answer():

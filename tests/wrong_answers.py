@@ -94,8 +94,8 @@ def notebook_names_used(source: str) -> set[str]:
     used: set[str] = set()
 
     def visit(scope: ast.AST, enclosing: set[str]) -> None:
-        local = _bound(scope)
-        visible = enclosing | local if not isinstance(scope, ast.ClassDef) else enclosing
+        seen = enclosing | _bound(scope)  # what this scope's own code sees
+        visible = enclosing if isinstance(scope, ast.ClassDef) else seen  # a class body's names are not its methods'
         stack = list(ast.iter_child_nodes(scope))
         while stack:
             node = stack.pop()
@@ -106,9 +106,8 @@ def notebook_names_used(source: str) -> set[str]:
                     stack += node.args.defaults + [d for d in node.args.kw_defaults if d is not None]
                 visit(node, visible)
                 continue
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-                if node.id not in (local if isinstance(scope, ast.ClassDef) else visible):
-                    used.add(node.id)
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in seen:
+                used.add(node.id)
             stack += ast.iter_child_nodes(node)
 
     visit(ast.parse(source), set())
