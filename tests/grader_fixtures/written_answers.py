@@ -314,14 +314,15 @@ RESUME_FROM_NEWEST_FOLDER = mutate(
 WRONG_ANSWERS: dict[str, list[GradedWrongAnswer]] = {
     "01_snapshot": [
         GradedWrongAnswer(
-            "state-not-pure-dict",
-            {"snapshot_solution": answer(snapshot__snapshot_state_not_pure)},
-            "the top level is a State, not a plain dict. Was nnx.to_pure_dict called?",
-        ),
-        GradedWrongAnswer(
-            "keys-compared-raw",
-            {"changed_paths_solution": answer(changed_paths__changed_paths_raw_keys)},
-            "'pipeline/stages/0/rngs/noise/key']. Keys?",
+            "state-not-pure-dict-and-keys-compared-raw",
+            {
+                "snapshot_solution": answer(snapshot__snapshot_state_not_pure),
+                "changed_paths_solution": answer(changed_paths__changed_paths_raw_keys),
+            },
+            (
+                "the top level is a State, not a plain dict. Was nnx.to_pure_dict called?",
+                "'pipeline/stages/0/rngs/noise/key']. Keys?",
+            ),
         ),
     ],
     "03_update": [
