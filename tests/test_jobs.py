@@ -1,5 +1,6 @@
 """Training jobs in their own processes: killed (before any checkpoint, mid-save), preempted, resumed exactly."""
 
+import re
 import signal
 
 import numpy as np
@@ -10,6 +11,7 @@ from matplotlib.figure import Figure
 
 from resumable import RunConfig, make_triple, state_diff, train
 from resumable.checkpoints.jobs import (
+    FunctionsModuleError,
     JobError,
     JobRecord,
     TrainingJob,
@@ -48,7 +50,7 @@ def resume_or_start(manager, pipeline, model, optimizer):
 
 
 def broken_resume_or_start(manager, pipeline, model, optimizer):
-    raise NotImplementedError()
+    raise RuntimeError("this resume_or_start fails in the process")
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +121,52 @@ def test_a_mid_save_kill_needs_a_checkpoint_step(functions, tmp_path):
 def test_a_failing_job_raises_and_leaves_no_process(tmp_path):
     broken = write_functions_module(tmp_path / "broken.py", save_checkpoint, broken_resume_or_start)
     broken.write_text(broken.read_text().replace("broken_resume_or_start", "resume_or_start"))
-    with pytest.raises(JobError, match="NotImplementedError"):
+    with pytest.raises(JobError, match="this resume_or_start fails in the process"):
         run_job(broken, tmp_path / "checkpoints", kill="sigkill", at_step=2, **SETTINGS)
+
+
+def placeholder_save(manager, step, pipeline, model, optimizer, *, force=False):
+    """nbgrader's stub, as a student copy has it."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+def save_with_a_notebook_name(manager, step, pipeline, model, optimizer, *, force=False):
+    return manager.save(step, args=ocp.args.StandardSave(nnx.state(model)), force=force or step == STEPS)
+
+
+def resume_with_a_typo(manager, pipeline, model, optimizer):
+    return manager.latest_step() or jnp.int32(0)  # noqa: F821 (the typo under test)
+
+
+def resume_with_a_helper(manager, pipeline, model, optimizer):
+    return latest(manager)
+
+
+def latest(manager):
+    return manager.latest_step() or 0
+
+
+@pytest.mark.parametrize(
+    ("functions", "message"),
+    [
+        ((placeholder_save,), "placeholder_save is still the exercise's placeholder (raise NotImplementedError())"),
+        ((save_with_a_notebook_name,), "save_with_a_notebook_name uses 'STEPS', a name of this notebook"),
+        ((save_checkpoint, resume_with_a_typo), "resume_with_a_typo uses 'jnp', a name defined nowhere (a typo?)"),
+        ((resume_with_a_helper,), "resume_with_a_helper uses 'latest', a name of this notebook"),
+        ((np.sum,), "is not a function defined with `def`"),
+    ],
+)
+def test_functions_a_process_could_not_run_are_refused_before_it_starts(functions, message, tmp_path):
+    with pytest.raises(FunctionsModuleError, match=re.escape(message)):
+        write_functions_module(tmp_path / "functions.py", *functions)
+    assert not (tmp_path / "functions.py").exists(), "a refused module must not be written"
+
+
+def test_functions_may_use_each_other_the_four_imports_and_builtins(tmp_path):
+    path = write_functions_module(tmp_path / "functions.py", resume_with_a_helper, latest, save_checkpoint)
+    text = path.read_text()
+    assert "def resume_with_a_helper(" in text and "def latest(" in text and "def save_checkpoint(" in text
 
 
 @pytest.mark.slow

@@ -443,7 +443,7 @@ WRONG_ANSWERS: dict[str, list[GradedWrongAnswer]] = {
         GradedWrongAnswer(
             "newest-folder-even-uncommitted",
             {"resume_or_start_solution": RESUME_FROM_NEWEST_FOLDER},
-            "checkpoints/8 not found.",
+            "in-kernel/16 not found. -- a killed save's temporary folder",
         ),
     ],
     "10_capstone": [

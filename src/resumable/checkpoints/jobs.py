@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import atexit
+import builtins
+import dis
 import inspect
 import json
 import os
@@ -15,6 +18,7 @@ import tempfile
 import textwrap
 import threading
 import time
+import types
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,16 +48,74 @@ class JobError(RuntimeError):
     """A training job did not do what it was expected to (it failed, or it timed out)."""
 
 
+class FunctionsModuleError(ValueError):
+    """A function cannot run in a training process as it is written; the message says which and why."""
+
+
+HEADER_NAMES = frozenset({"jax", "np", "ocp", "nnx"})  # what FUNCTIONS_HEADER imports
+
+
 def write_functions_module(path: Path | str, *functions: Callable[..., Any]) -> Path:
     """Write the source of `functions` (e.g. `save_checkpoint`, `resume_or_start`) into a module file.
 
     Inputs: the file to write and the functions, which may use only `jax`, `np`, `ocp` and `nnx` besides
-    their arguments (the module's header imports those four). Output: the path, for `TrainingJob(functions=...)`.
+    their arguments and each other (the module's header imports those four). Output: the path, for
+    `TrainingJob(functions=...)`. A function that could not run in a training process is refused here, before
+    any process starts, with a `FunctionsModuleError` that names it: an exercise's placeholder (its body only
+    `raise NotImplementedError()`), or a function that reads a global name the file will not have (a name of
+    the notebook, or one defined nowhere).
     """
-    sources = [textwrap.dedent(inspect.getsource(function)) for function in functions]
+    written = {getattr(function, "__name__", "") for function in functions}
+    sources = [_runnable_source(function, written) for function in functions]
     path = Path(path)
     path.write_text(FUNCTIONS_HEADER + "\n\n" + "\n\n".join(sources))
     return path
+
+
+def _runnable_source(function: Callable[..., Any], written: set[str]) -> str:
+    """The dedented source of `function`, after the checks `write_functions_module` promises."""
+    if not isinstance(function, types.FunctionType):
+        raise FunctionsModuleError(
+            f"{function!r} is not a function defined with `def`: a training process imports only the source "
+            "of functions"
+        )
+    name = function.__name__
+    source = textwrap.dedent(inspect.getsource(function))
+    if _is_placeholder(source):
+        raise FunctionsModuleError(
+            f"{name} is still the exercise's placeholder (raise NotImplementedError()): write your answer in "
+            f"its cell and run that cell, then run this one again"
+        )
+    missing = sorted(_global_names(function.__code__) - HEADER_NAMES - written - set(dir(builtins)))
+    if missing:
+        used = missing[0]
+        what = "a name of this notebook" if used in function.__globals__ else "a name defined nowhere (a typo?)"
+        raise FunctionsModuleError(
+            f"{name} uses {used!r}, {what}: the training processes import it from a file that holds only "
+            "jax, np, ocp and nnx (and the functions written with it); use its arguments"
+        )
+    return source
+
+
+def _is_placeholder(source: str) -> bool:
+    """Whether a function's body (after its docstring) is only `raise NotImplementedError` (nbgrader's stub)."""
+    definition = ast.parse(source).body[0]
+    body = getattr(definition, "body", [])
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]  # the docstring
+    if len(body) != 1 or not isinstance(body[0], ast.Raise) or body[0].exc is None:
+        return False
+    raised = body[0].exc.func if isinstance(body[0].exc, ast.Call) else body[0].exc
+    return isinstance(raised, ast.Name) and raised.id == "NotImplementedError"
+
+
+def _global_names(code: types.CodeType) -> set[str]:
+    """The global names a function's code reads, its nested functions' and lambdas' included."""
+    names = {instruction.argval for instruction in dis.get_instructions(code) if instruction.opname == "LOAD_GLOBAL"}
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            names |= _global_names(constant)
+    return names
 
 
 def compilation_cache() -> Path:
