@@ -84,7 +84,7 @@ def _runnable_source(function: Callable[..., Any], written: set[str]) -> str:
     if _is_placeholder(source):
         raise FunctionsModuleError(
             f"{name} is still the exercise's placeholder (raise NotImplementedError()): write your answer in "
-            f"its cell and run that cell, then run this one again"
+            "its cell and run that cell, then run this one again"
         )
     missing = sorted(_global_names(function.__code__) - HEADER_NAMES - written - set(dir(builtins)))
     if missing:
