@@ -15,3 +15,12 @@ def command_lines() -> Iterator[tuple[int, str]]:
             except OSError:
                 continue
             yield int(entry.name), command
+
+
+def parent_pid(pid: int) -> int | None:
+    """The parent's pid (from /proc/PID/stat), or None if the process is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])  # after "(name)": the state, then the parent

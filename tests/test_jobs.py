@@ -1,5 +1,6 @@
 """Training jobs in their own processes: killed (before any checkpoint, mid-save), preempted, resumed exactly."""
 
+import os
 import re
 import signal
 
@@ -11,11 +12,15 @@ from matplotlib.figure import Figure
 
 from resumable import RunConfig, make_triple, state_diff, train
 from resumable.checkpoints.jobs import (
+    MAX_JOB_SERVERS,
+    ForkedProcess,
     FunctionsModuleError,
     JobError,
     JobRecord,
     TrainingJob,
+    job_server_pids,
     run_job,
+    start_process,
     step_folders,
     temporary_folders,
     write_functions_module,
@@ -118,11 +123,13 @@ def test_a_mid_save_kill_needs_a_checkpoint_step(functions, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_failing_job_raises_and_leaves_no_process(tmp_path):
+def test_a_failing_job_raises_and_leaves_no_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("FORCE_COLOR", "1")  # as some notebook front ends set it
     broken = write_functions_module(tmp_path / "broken.py", save_checkpoint, broken_resume_or_start)
     broken.write_text(broken.read_text().replace("broken_resume_or_start", "resume_or_start"))
-    with pytest.raises(JobError, match="this resume_or_start fails in the process"):
+    with pytest.raises(JobError, match="this resume_or_start fails in the process") as raised:
         run_job(broken, tmp_path / "checkpoints", kill="sigkill", at_step=2, **SETTINGS)
+    assert "\x1b[" not in str(raised.value), "ANSI colour codes in the quoted traceback (PYTHON_COLORS)"
 
 
 def placeholder_save(manager, step, pipeline, model, optimizer, *, force=False):
@@ -176,6 +183,67 @@ def test_a_fresh_job_never_calls_resume_or_start(reference, tmp_path):
     record = run_job(only_save, tmp_path / "checkpoints", fresh=True, **{**SETTINGS, "every": 5})
     assert (record.start_step, record.exit_code, record.saves_started) == (0, 0, [5, 10])
     assert_losses_match(record, reference_losses)
+
+
+def restored_checkpoint(directory, step):
+    triple = make_triple(CONFIG)
+    with open_manager(directory, every=EVERY, keep=KEEP) as manager:
+        assert resume_or_start(manager, *triple) == step
+    return dict(zip(NAMES, triple, strict=True))
+
+
+@pytest.mark.slow
+def test_a_forked_job_is_the_job_a_fresh_process_would_be(functions, monkeypatch, tmp_path):
+    """The job server's children (the libraries imported once) train and save what `python -m` jobs do."""
+    runs = {}
+    for how in ("fresh process", "first", "forked"):  # the first job of a server's key runs as a fresh process
+        with monkeypatch.context() as patch:
+            if how == "fresh process":
+                patch.setenv("RESUMABLE_JOB_SERVER", "0")
+            with TrainingJob(functions, tmp_path / how.replace(" ", "-"), pause_after=5, **SETTINGS) as job:
+                job.wait_for("paused")
+                forked = isinstance(job.process, ForkedProcess)
+                job.send(signal.SIGKILL)
+                code = job.finish()
+            runs[how] = job
+        assert code == -signal.SIGKILL, f"{how}: exit status {code} after SIGKILL"
+        assert forked == (how == "forked"), f"{how}: forked={forked}"
+    assert job_server_pids(), "no job server is running after a forked job"
+    fresh = [event for event in runs["fresh process"].events if event["event"] == "step"]
+    for how in ("first", "forked"):
+        assert [event for event in runs[how].events if event["event"] == "step"] == fresh, how
+        diff = state_diff(restored_checkpoint(tmp_path / "fresh-process", 3), restored_checkpoint(tmp_path / how, 3))
+        assert diff.identical, f"{how}: {diff}"
+
+
+def run_module(module, environment, stderr_path):
+    with open(stderr_path, "wb") as stderr:
+        process = start_process(module, [], environment, stderr)
+    output = process.stdout.read()
+    process.stdout.close()
+    process.stdin.close()
+    return process, output, process.wait(30), stderr_path.read_text()
+
+
+@pytest.mark.slow
+def test_a_kernel_keeps_a_few_job_servers_and_their_children_run_modules_as_python_m(tmp_path):
+    for key in range(MAX_JOB_SERVERS + 2):
+        environment = {**os.environ, "RESUMABLE_TEST_KEY": str(key)}
+        plain, expected, code, _ = run_module("platform", environment, tmp_path / f"{key}-plain.log")
+        forked, output, forked_code, errors = run_module("platform", environment, tmp_path / f"{key}-forked.log")
+        assert not isinstance(plain, ForkedProcess), "the first process of a key runs while its server starts"
+        assert isinstance(forked, ForkedProcess), f"key {key}: the second process was not forked"
+        assert (forked_code, output, errors) == (code, expected, ""), "a forked `python -m platform` differs"
+        assert len(job_server_pids()) <= MAX_JOB_SERVERS, job_server_pids()
+
+
+@pytest.mark.slow
+def test_a_module_that_cannot_be_imported_fails_as_with_python_m(tmp_path):
+    environment = {**os.environ, "RESUMABLE_TEST_KEY": "missing"}
+    for attempt in range(2):  # the first while its server starts (and fails), the second after
+        process, output, code, errors = run_module("resumable.no_such_module", environment, tmp_path / f"{attempt}")
+        assert not isinstance(process, ForkedProcess) and code == 1 and output == "", (attempt, code, output)
+        assert "No module named resumable.no_such_module" in errors, errors
 
 
 @pytest.mark.slow

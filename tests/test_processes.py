@@ -11,7 +11,13 @@ import pytest
 from matplotlib.figure import Figure
 
 from resumable import RunConfig
-from resumable.checkpoints.jobs import EventProcess, JobError, job_environment, write_functions_module
+from resumable.checkpoints.jobs import (
+    EventProcess,
+    JobError,
+    job_environment,
+    job_server_pids,
+    write_functions_module,
+)
 from resumable.checkpoints.processes import (
     NOTICE_LIMIT_SECONDS,
     FolderHeldError,
@@ -25,7 +31,7 @@ from resumable.checkpoints.processes import (
     run_processes,
 )
 from resumable.views.process_timeline import plot_process_timeline
-from tests.proc_tools import command_lines
+from tests.proc_tools import command_lines, parent_pid
 
 SETTINGS = {"steps": 4, "every": 2, "keep": 2, "config": RunConfig(seed=3)}
 
@@ -84,23 +90,26 @@ def test_a_dead_kernel_takes_its_processes_with_it(tmp_path):
         import sys, time
         from pathlib import Path
         sys.path.insert(0, {str(tmp_path)!r})
-        from resumable.checkpoints.jobs import EventProcess, job_environment
+        from resumable.checkpoints.jobs import EventProcess, job_environment, job_server_pids
         arguments = ["--process-id=1", "--num-processes=2", "--port={free_port()}",
                      "--functions={tmp_path / 'f.py'}", "--directory={tmp_path / 'run'}", "--steps=2",
                      "--every=1", "--keep=1", "--fresh"]
-        job = EventProcess("resumable.checkpoints.process_job", arguments,
-                           stderr_path=Path({str(tmp_path / 'lone.log')!r}), environment=job_environment())
-        print(job.pid, flush=True)
+        # the first runs as a plain process, the second is forked by the job server started beside it
+        jobs = [EventProcess("resumable.checkpoints.process_job", arguments,
+                             stderr_path=Path({str(tmp_path)!r}) / f"lone{{n}}.log", environment=job_environment())
+                for n in range(2)]
+        print(*[job.pid for job in jobs], *job_server_pids(), flush=True)
         time.sleep(600)
     """)
     kernel = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    child = int(kernel.stdout.readline())
+    children = [int(pid) for pid in kernel.stdout.readline().split()]
+    assert len(children) == 3, f"expected two jobs and a job server: {children}"
     kernel.send_signal(signal.SIGKILL)
     kernel.wait()
     deadline = time.monotonic() + 30
-    while alive([child]) and time.monotonic() < deadline:
+    while alive(children) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert alive([child]) == [], f"process {child} outlived its killed parent"
+    assert alive(children) == [], f"processes {alive(children)} of {children} outlived their killed parent"
 
 
 @pytest.mark.slow
@@ -112,8 +121,15 @@ def test_a_process_that_fails_to_start_is_reported_and_nothing_is_left(tmp_path)
 
 
 def _processes_mentioning(text):
-    """Running processes whose command line contains `text` (read from /proc)."""
-    return [pid for pid, command in command_lines() if text in command and alive([pid])]
+    """Running processes whose command line contains `text` (read from /proc), and the jobs this process's
+    job servers forked (their command line is their server's)."""
+    mentioning = [pid for pid, command in command_lines() if text in command]
+    return [pid for pid in mentioning + forked_jobs() if alive([pid])]
+
+
+def forked_jobs():
+    servers = set(job_server_pids())
+    return [pid for pid, _ in command_lines() if parent_pid(pid) in servers]
 
 @pytest.mark.slow
 def test_a_killed_process_ends_its_peer_within_the_bound_and_nothing_is_left(tmp_path):

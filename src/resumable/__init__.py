@@ -13,6 +13,7 @@ Checkpoint and process tooling, `resumable.checkpoints`:
     jobs         start, follow, kill and resume training processes (`EventProcess`, the one launcher;
                  `run_job`, `TrainingJob`)
     training_job the training process itself (`python -m resumable.checkpoints.training_job`)
+    job_server   a process that imports the jobs' libraries once and forks each job from itself
     processes    several JAX processes on a loopback port (`run_processes`, `RunRecord`), built on jobs
     process_job  one data-parallel process of them (`python -m resumable.checkpoints.process_job`)
     sharding     meshes of simulated devices and the course's partition rule

@@ -12,6 +12,7 @@ import os
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -22,10 +23,11 @@ import types
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import IO, Any, Literal, Self
 
 import jax
 
+from resumable.checkpoints.job_server import MAX_MESSAGE
 from resumable.training import RunConfig
 
 FUNCTIONS_HEADER = '''"""Written by resumable.checkpoints.jobs.write_functions_module for a training job to import."""
@@ -137,6 +139,214 @@ def compilation_cache() -> Path:
     return _compilation_cache
 
 
+def start_process(module: str, arguments: list[str], environment: dict[str, str], stderr: IO[bytes]) -> Any:
+    """`python -m module arguments...` with a stdin and a stdout pipe (text), `stderr` and a session of its own.
+
+    The first job of a module and environment runs as a plain `subprocess.Popen` while a job server for them
+    starts beside it (`resumable.checkpoints.job_server`: the libraries imported once); the server forks the
+    next ones, so that they skip the imports. Plain processes only where no server can run (not Linux,
+    `RESUMABLE_JOB_SERVER=0`, or a server that failed to start). Output: an object with the `Popen` calls
+    the launcher uses (`pid`, `stdin`, `stdout`, `poll`, `wait`, `send_signal`, `returncode`).
+    """
+    if _job_servers_allowed(environment):
+        key = (module, tuple(sorted(environment.items())))
+        slot = _job_servers.get(key)
+        if slot is None:
+            _job_servers[key] = _ServerSlot(module, environment)
+            while len(_job_servers) > MAX_JOB_SERVERS:  # each holds the libraries in memory: close the oldest
+                oldest = _job_servers.pop(next(iter(_job_servers)))
+                if oldest.ready.wait(_JobServer.START_TIMEOUT) and oldest.server is not None:
+                    oldest.server.close()
+        elif slot.ready.wait(_JobServer.START_TIMEOUT) and slot.server is not None:
+            process = slot.server.fork(arguments, stderr)
+            if process is not None:
+                return process
+            del _job_servers[key]  # it died: the next job starts another
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *arguments],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        env=environment,
+        text=True,
+        start_new_session=True,
+    )
+
+
+class _ServerSlot:
+    """A job server being started in the background; `server` is None once `ready` if it could not start."""
+
+    def __init__(self, module: str, environment: dict[str, str]) -> None:
+        self.ready = threading.Event()
+        self.server: _JobServer | None = None
+        threading.Thread(target=self._start, args=(module, environment), daemon=True).start()
+
+    def _start(self, module: str, environment: dict[str, str]) -> None:
+        try:
+            self.server = _JobServer.start(module, environment)
+        finally:
+            self.ready.set()
+
+
+def job_server_pids() -> list[int]:
+    """The process ids of this kernel's job servers; a job one of them forked has it as its parent."""
+    return sorted(server.process.pid for server in _live_servers)
+
+
+def _job_servers_allowed(environment: dict[str, str]) -> bool:
+    setting = environment.get("RESUMABLE_JOB_SERVER", "1").lower()
+    return sys.platform == "linux" and hasattr(socket, "send_fds") and setting not in ("0", "off", "no", "false")
+
+
+class _JobServer:
+    """This kernel's end of one `resumable.checkpoints.job_server` process (the protocol is described there)."""
+
+    def __init__(self, process: subprocess.Popen[bytes], connection: socket.socket) -> None:
+        self.process = process
+        self.connection = connection
+        self.children: dict[int, ForkedProcess] = {}
+        self.early_exits: dict[int, int] = {}  # statuses that arrived before their job was registered
+        self.children_lock = threading.Lock()
+        self.replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.lock = threading.Lock()  # one request at a time, so that each reply is the answer to it
+
+    START_TIMEOUT = 120.0
+
+    @classmethod
+    def start(cls, module: str, environment: dict[str, str]) -> _JobServer | None:
+        """A server that has imported `module`'s libraries, or None if it could not be started."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with theirs:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "resumable.checkpoints.job_server", module, str(theirs.fileno())],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,  # if it fails, the jobs run as plain processes and show why
+                env=environment,
+                pass_fds=[theirs.fileno()],
+                start_new_session=True,
+            )
+        server = cls(process, ours)
+        threading.Thread(target=server._read, daemon=True).start()
+        try:
+            ready = server.replies.get(timeout=cls.START_TIMEOUT)
+        except queue.Empty:
+            ready = None
+        if not ready or not ready.get("ready"):
+            server.close()
+            return None
+        _live_servers.add(server)
+        return server
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = self.connection.recv(MAX_MESSAGE)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            message = json.loads(data)
+            if "exited" in message:
+                with self.children_lock:
+                    child = self.children.pop(message["exited"], None)
+                    if child is None:
+                        self.early_exits[message["exited"]] = message["status"]
+                if child is not None:
+                    child._exited(message["status"])
+            else:
+                self.replies.put(message)
+        self.replies.put(None)
+        with self.children_lock:
+            lost, self.children = list(self.children.values()), {}
+        for child in lost:  # the server is gone: so is the way to learn how they end
+            child._lost()
+
+    def fork(self, arguments: list[str], stderr: IO[bytes], timeout: float = 60.0) -> ForkedProcess | None:
+        """A job forked by the server (None if the server is gone)."""
+        stdin_read, stdin_write = os.pipe()
+        stdout_read, stdout_write = os.pipe()
+        request = json.dumps({"argv": arguments, "cwd": os.getcwd()}).encode()
+        try:
+            with self.lock:
+                socket.send_fds(self.connection, [request], [stdin_read, stdout_write, stderr.fileno()])
+                reply = self.replies.get(timeout=timeout)
+                if reply is not None and "pid" in reply:
+                    child = ForkedProcess(reply["pid"], stdin_write, stdout_read)
+                    with self.children_lock:
+                        status = self.early_exits.pop(child.pid, None)
+                        if status is None:
+                            self.children[child.pid] = child
+                    if status is not None:
+                        child._exited(status)
+                    stdin_write = stdout_read = -1  # the child owns them now
+        except (OSError, queue.Empty):
+            reply = None
+        finally:
+            for fd in (stdin_read, stdout_write, stdin_write, stdout_read):
+                if fd >= 0:
+                    os.close(fd)
+        if reply is None or "pid" not in reply:
+            self.close()
+            return None
+        return child
+
+    def close(self) -> None:
+        """Close this end: the server exits (its jobs run on until they end or their own stdin closes)."""
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)  # a close alone would not wake the reading thread's recv
+        except OSError:
+            pass
+        self.connection.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        _live_servers.discard(self)
+
+
+class ForkedProcess:
+    """A job forked by a `_JobServer`: the `subprocess.Popen` calls that `EventProcess` makes."""
+
+    def __init__(self, pid: int, stdin: int, stdout: int) -> None:
+        self.pid = pid
+        self.stdin: IO[str] | None = os.fdopen(stdin, "w")
+        self.stdout: IO[str] | None = os.fdopen(stdout, "r")
+        self.returncode: int | None = None
+        self._done = threading.Event()
+
+    def _exited(self, status: int) -> None:
+        self.returncode = status
+        self._done.set()
+
+    def _lost(self) -> None:
+        """Its server died, and with it the report of this job's exit: kill it, so that it ends now."""
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self._exited(-signal.SIGKILL)
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._done.wait(timeout):
+            raise subprocess.TimeoutExpired(f"job {self.pid}", timeout or 0.0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, signal_number: int) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, signal_number)
+
+
+MAX_JOB_SERVERS = 3  # per kernel, each with the libraries in memory: one per job module and environment
+_job_servers: dict[tuple[str, tuple[tuple[str, str], ...]], _ServerSlot] = {}
+_live_servers: set[_JobServer] = set()
+
+
 class EventProcess:
     """A Python module run as a process of its own that reports JSON-line events on stdout.
 
@@ -154,15 +364,7 @@ class EventProcess:
         self.ended_at: float | None = None
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
         with open(self.stderr_path, "wb") as stderr:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", module, *arguments, "--watch-stdin"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                env={**os.environ, **environment},
-                text=True,
-                start_new_session=True,
-            )
+            self.process = start_process(module, [*arguments, "--watch-stdin"], {**os.environ, **environment}, stderr)
         _live_jobs.add(self)
         threading.Thread(target=self._read_events, daemon=True).start()
 
@@ -288,7 +490,7 @@ class TrainingJob(EventProcess):
 
 
 def job_environment() -> dict[str, str]:
-    """The environment of a training process: CPU JAX, quiet, the shared compilation cache.
+    """The environment of a training process: CPU JAX, quiet, the shared compilation cache, no colours.
 
     The cache is named through RESUMABLE_JAX_CACHE, so that the process's `import resumable` turns it on
     with all of `resumable.runtime.compile_cache`'s settings, the file locks among them: several processes
@@ -298,6 +500,7 @@ def job_environment() -> dict[str, str]:
         "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu"),
         "RESUMABLE_QUIET": "1",
         "RESUMABLE_JAX_CACHE": str(compilation_cache()),
+        "PYTHON_COLORS": "0",  # a failed job's traceback is quoted in a JobError: no ANSI colour codes
     }
 
 
@@ -305,6 +508,8 @@ def job_environment() -> dict[str, str]:
 def _stop_live_jobs() -> None:
     for job in list(_live_jobs):
         job.stop()
+    for server in list(_live_servers):
+        server.close()
 
 
 @dataclass
