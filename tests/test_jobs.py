@@ -238,6 +238,21 @@ def test_a_kernel_keeps_a_few_job_servers_and_their_children_run_modules_as_pyth
 
 
 @pytest.mark.slow
+def test_a_server_with_a_job_running_is_not_closed_for_another(functions, tmp_path):
+    run_job(functions, tmp_path / "first", **SETTINGS)  # so that the next job of this key is forked
+    with TrainingJob(functions, tmp_path / "paused", pause_after=1, **SETTINGS) as job:
+        job.wait_for("paused")
+        assert isinstance(job.process, ForkedProcess)
+        for key in range(MAX_JOB_SERVERS + 1):  # more new servers than the limit while the job runs
+            environment = {**os.environ, "RESUMABLE_TEST_KEY": f"busy-{key}"}
+            for run in range(2):
+                run_module("platform", environment, tmp_path / f"{key}-{run}.log")
+        assert job.process.poll() is None, f"the paused job ended ({job.process.returncode}) when servers closed"
+        job.send(signal.SIGKILL)
+        assert job.finish() == -signal.SIGKILL
+
+
+@pytest.mark.slow
 def test_a_module_that_cannot_be_imported_fails_as_with_python_m(tmp_path):
     environment = {**os.environ, "RESUMABLE_TEST_KEY": "missing"}
     for attempt in range(2):  # the first while its server starts (and fails), the second after

@@ -152,11 +152,8 @@ def start_process(module: str, arguments: list[str], environment: dict[str, str]
         key = (module, tuple(sorted(environment.items())))
         slot = _job_servers.get(key)
         if slot is None:
+            _close_idle_servers(len(_job_servers) + 1 - MAX_JOB_SERVERS)
             _job_servers[key] = _ServerSlot(module, environment)
-            while len(_job_servers) > MAX_JOB_SERVERS:  # each holds the libraries in memory: close the oldest
-                oldest = _job_servers.pop(next(iter(_job_servers)))
-                if oldest.ready.wait(_JobServer.START_TIMEOUT) and oldest.server is not None:
-                    oldest.server.close()
         elif slot.ready.wait(_JobServer.START_TIMEOUT) and slot.server is not None:
             process = slot.server.fork(arguments, stderr)
             if process is not None:
@@ -186,6 +183,18 @@ class _ServerSlot:
             self.server = _JobServer.start(module, environment)
         finally:
             self.ready.set()
+
+
+def _close_idle_servers(count: int) -> None:
+    """Close up to `count` of the oldest servers that have no job running (each holds the libraries in memory)."""
+    for key, slot in list(_job_servers.items()):
+        if count <= 0:
+            return
+        if slot.ready.is_set() and (slot.server is None or not slot.server.children):
+            del _job_servers[key]
+            if slot.server is not None:
+                slot.server.close()
+            count -= 1
 
 
 def job_server_pids() -> list[int]:
@@ -292,7 +301,8 @@ class _JobServer:
         return child
 
     def close(self) -> None:
-        """Close this end: the server exits (its jobs run on until they end or their own stdin closes)."""
+        """Close this end: the server exits. A job of it still running is killed (its end could no longer be
+        reported), so close a server only when its jobs have ended."""
         try:
             self.connection.shutdown(socket.SHUT_RDWR)  # a close alone would not wake the reading thread's recv
         except OSError:
