@@ -14,15 +14,11 @@ import signal
 import sys
 from pathlib import Path
 
-# jsonschema (via nbformat) imports rfc3987_syntax, which builds a grammar for seconds at import; nbformat's
-# schema never uses the formats it checks. One worker starts per student: skip it.
-sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+import nbformat
 
-import nbformat  # noqa: E402
-
-from grader import intake, sandbox  # noqa: E402
-from grader.assemble import Template, assemble, for_feedback, is_manual, nbgrader_meta, read_templates, scrub  # noqa: E402
-from grader.execute import Execution, execute  # noqa: E402
+from grader import intake, sandbox
+from grader.assemble import Template, assemble, for_feedback, is_manual, nbgrader_meta, read_templates, scrub
+from grader.execute import Execution, execute
 
 PR_SET_PDEATHSIG = 1
 PASSTHROUGH = ("JAX_PLATFORMS", "XLA_FLAGS", "RESUMABLE_QUIET", "JAX_ENABLE_X64", "TF_CPP_MIN_LOG_LEVEL")

@@ -240,6 +240,23 @@ def test_cli_usage_errors(tmp_path):
     assert grader_cli("validate", str(tmp_path / "missing.ipynb")).returncode == 2
 
 
+def test_grader_processes_skip_the_iri_grammar_and_still_validate_notebooks():
+    """`import grader` keeps jsonschema from building rfc3987_syntax's grammar (1.3 s per process); nbformat
+    still validates: a notebook with a cell of an unknown type is refused."""
+    program = (
+        "import grader, sys, nbformat\n"
+        "nbformat.validate(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('1')]))\n"
+        "bad = nbformat.v4.new_notebook(); bad.cells.append({'cell_type': 'odd', 'source': '', 'metadata': {}})\n"
+        "try:\n    nbformat.validate(bad)\nexcept nbformat.ValidationError:\n    print('refused')\n"
+        "print(sys.modules.get('rfc3987_syntax', 'imported'))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", program], cwd=REPO, capture_output=True, text=True, check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == ["refused", "None"], (
+        f"{completed.stdout!r}: grader/__init__.py must mark rfc3987_syntax as absent before nbformat is imported"
+    )
+
+
 def test_refuses_without_sandbox_unless_told(tmp_path):
     """No bwrap on PATH: grading untrusted code is refused, with the reason and the flag to override."""
     (tmp_path / "subs" / "alice").mkdir(parents=True)
