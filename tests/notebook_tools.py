@@ -65,11 +65,12 @@ def shared_release() -> Path:
     return folder
 
 
-def generated_into(assignment: str, root: Path) -> None:
-    """`root` as `nbgrader generate_assignment ASSIGNMENT` leaves it (see `nbgrader`): the shared generation's
-    release of the assignment and its gradebook, copied."""
+def generated_into(assignment_ids: list[str], root: Path) -> None:
+    """`root` as `nbgrader generate_assignment` leaves it for each of `assignment_ids` (see `nbgrader`): the
+    shared generation's releases of them and its gradebook (which holds every assignment), copied."""
     released = shared_release()
-    shutil.copytree(released / assignment, root / "release" / assignment)
+    for assignment in assignment_ids:
+        shutil.copytree(released / assignment, root / "release" / assignment)
     shutil.copy(released / "gradebook.db", root / "gradebook.db")
 
 
@@ -88,20 +89,27 @@ def nbgrader(*args: str, root: Path) -> subprocess.CompletedProcess:
     return completed
 
 
-def autograde(assignment: str, submissions: dict[str, dict[str, Path]], root: Path) -> dict[str, tuple[float, float]]:
-    """Autograde several students' notebooks (student -> {name: file}) for `assignment` in one nbgrader run;
-    return each student's (score, max_score). The assignment's generation is the shared one (its release and
-    gradebook copied into `root`, see `generated_into`)."""
-    generated_into(assignment, root)
-    for student, submission in submissions.items():
-        folder = root / "submitted" / student / assignment
-        folder.mkdir(parents=True)
-        for name, path in submission.items():
-            shutil.copy(path, folder / name)
-    nbgrader("autograde", assignment, "--force", root=root)
+def autograde(
+    submissions: dict[str, dict[str, dict[str, Path]]], root: Path
+) -> dict[tuple[str, str], tuple[float, float]]:
+    """Autograde notebooks of several assignments and students (assignment -> student -> {name: file}) in one
+    nbgrader run (`nbgrader autograde "*"`: one process, so nbgrader starts once); return each (assignment,
+    student)'s (score, max_score). The generation is the shared one (see `generated_into`)."""
+    generated_into(sorted(submissions), root)
+    for assignment, students in submissions.items():
+        for student, submission in students.items():
+            folder = root / "submitted" / student / assignment
+            folder.mkdir(parents=True)
+            for name, path in submission.items():
+                shutil.copy(path, folder / name)
+    nbgrader("autograde", "*" if len(submissions) > 1 else next(iter(submissions)), "--force", root=root)
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
-        graded = {student: gradebook.find_submission(assignment, student) for student in submissions}
-        return {student: (float(row.score), float(row.max_score)) for student, row in graded.items()}
+        scores = {}
+        for assignment, students in submissions.items():
+            for student in students:
+                row = gradebook.find_submission(assignment, student)
+                scores[assignment, student] = (float(row.score), float(row.max_score))
+        return scores
 
 
 def cell_sources(path: Path) -> list[str]:

@@ -56,7 +56,7 @@ def with_bug(notebook: dict, replacements: list[tuple[str, str]]) -> dict:
 
 def test_each_planted_bug_alone_loses_points(tmp_path):
     notebook = json.loads(SOURCE.read_text())
-    generated_into(ASSIGNMENT, tmp_path)
+    generated_into([ASSIGNMENT], tmp_path)
     for bug, replacements in BUGS.items():
         folder = tmp_path / "submitted" / bug / ASSIGNMENT
         folder.mkdir(parents=True)
