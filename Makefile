@@ -55,7 +55,8 @@ TEST_JAX_CACHE ?= $(CURDIR)/.cache/jax-tests
 test: lint
 	RESUMABLE_JAX_CACHE=$(TEST_JAX_CACHE) $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=30 --nbval-lax --nbval-cell-timeout=300 tests solutions
 
-# Only the solution notebooks under nbval (CI runs it on Python 3.12 too: make nbval VENV=.venv-3.12 PY_WANT=3.12).
+# Only the solution notebooks under nbval, each with its wrong-answer table after its last cell (CI runs it on
+# Python 3.12 too: make nbval VENV=.venv-3.12 PY_WANT=3.12).
 nbval: env
 	RESUMABLE_JAX_CACHE=$(TEST_JAX_CACHE) $(BIN)/python -m pytest -p no:cacheprovider -n 2 --dist loadfile --nbval-lax --nbval-cell-timeout=300 solutions
 

@@ -1,4 +1,4 @@
-"""Which graded cells a wrong answer is run through (tests/test_wrong_answers.py): read from the cells' code,
+"""Which graded cells a wrong answer is run through (tests/nbval_tables.py): read from the cells' code,
 not from their text. Fast: no kernel."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import nbformat
 
 from grader.paths import SOLUTIONS
-from tests.test_wrong_answers import checks_after
+from tests.nbval_tables import checks_after
 from tests.wrong_answers import dependents, notebook_names_used
 
 TRUSTED_HELPER = '''

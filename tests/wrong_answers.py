@@ -3,9 +3,9 @@
 One table per assignment (`TABLES`): a `WrongAnswer` names the answer cell it changes (its grade_id), the text
 replacements that make the mistake (each `old` must occur exactly once in the solution's answer, so that a
 changed solution fails loudly here instead of silently testing nothing), and the cause: text that the failing
-visible self-check's message must show. tests/test_wrong_answers.py runs every table through the notebook's
-visible self-checks and hidden tests; the simulated class (tests/grader_fixtures/simulated_class.py) grades
-some of them, whole notebooks at a time, through the grader.
+visible self-check's message must show. tests/nbval_tables.py runs every table, in nbval's kernel after the
+solution's last cell, through the notebook's visible self-checks and hidden tests; the simulated class
+(tests/grader_fixtures/simulated_class.py) grades some of them, whole notebooks at a time, through the grader.
 """
 
 from __future__ import annotations
