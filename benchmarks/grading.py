@@ -81,15 +81,19 @@ class LocalDaskCluster:
         return workers
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        """The workers first, then the scheduler: a worker that closes says goodbye to its scheduler, and one
+        whose scheduler is already gone waits out Dask's 30 s connect timeout first (seen under load)."""
+        workers, scheduler = self.processes[1:], self.processes[:1]
+        for group in (workers, scheduler):
+            for process in group:
+                if process.poll() is None:
+                    process.terminate()
+            for process in group:
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
 
 def time_ours_on_dask(assignment: str, submissions: Path, out: Path, workers: int = 2) -> float:
