@@ -16,3 +16,13 @@ def assignments() -> list[str]:
 
 def notebooks(assignment: str, root: Path = SOLUTIONS) -> list[Path]:
     return sorted((root / assignment).glob("*.ipynb"))
+
+
+def source_files(folder: Path) -> list[Path]:
+    """The files under `folder` that are the course's own, sorted: no dot-folders (kernels' and checkpoints'
+    leftovers), no `__pycache__`."""
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file() and not any(p.startswith(".") or p == "__pycache__" for p in path.relative_to(folder).parts)
+    )

@@ -20,7 +20,7 @@ import pytest
 
 from grader import markers
 from grader.assemble import nbgrader_meta
-from grader.paths import SOLUTIONS
+from grader.paths import SOLUTIONS, source_files
 from tests.wrong_answers import TABLES, dependents, notebook_names_used, solution_answer
 
 HIDDEN = markers.BEGIN_HIDDEN
@@ -70,15 +70,6 @@ def run_in(kernel, source: str) -> list[tuple[str, str]]:
             return found
 
 
-def files_of(folder: Path) -> list[str]:
-    """The files under a notebook's folder that the release's key reads (no dot-folders, no caches)."""
-    return sorted(
-        str(path.relative_to(folder))
-        for path in folder.rglob("*")
-        if path.is_file() and not any(part.startswith(".") or part == "__pycache__" for part in path.parts)
-    )
-
-
 class WrongAnswerTable(pytest.Item):
     """The table of one assignment, run in the kernel of its nbval collector (the parent)."""
 
@@ -94,7 +85,7 @@ class WrongAnswerTable(pytest.Item):
         assert kernel is not None and kernel.is_alive(), "nbval's kernel is gone"
         path = Path(notebook_file.path)
         notebook = nbformat.read(path, as_version=4)
-        files_before = files_of(path.parent)
+        files_before = source_files(path.parent)
         problems = []
         for wrong in TABLES[self.assignment]:
             answer_errors = run_in(kernel, wrong.source(self.assignment))
@@ -114,7 +105,7 @@ class WrongAnswerTable(pytest.Item):
             restored = run_in(kernel, solution_answer(self.assignment, wrong.answer_id))
             assert not restored, f"{wrong.name}: the solution's answer raised after it: {restored}"
         assert not problems, "\n".join(problems)
-        assert files_of(path.parent) == files_before, "the wrong answers left files in the notebook's folder"
+        assert source_files(path.parent) == files_before, "the wrong answers left files in the notebook's folder"
 
     def reportinfo(self):
         return self.path, None, f"{self.assignment}: {NAME}"

@@ -14,7 +14,7 @@ from pathlib import Path
 from nbgrader.api import Gradebook
 
 from grader import markers
-from grader.paths import GRADER, REPO, SOLUTIONS, assignments
+from grader.paths import GRADER, REPO, SOLUTIONS, assignments, source_files
 from grader.release import generate, run_nbgrader
 
 SOLUTION_MARKERS = markers.ALL
@@ -30,11 +30,7 @@ def release_key() -> str:
     digest = hashlib.sha256(importlib.metadata.version("nbgrader").encode() + b"\0")
 
     # nbval runs the solutions in their folders: their kernels' dot-folders and caches are no input
-    def an_input(path: Path) -> bool:
-        parts = path.relative_to(SOLUTIONS).parts
-        return path.is_file() and not any(part.startswith(".") or part == "__pycache__" for part in parts)
-
-    inputs = [path for path in sorted(SOLUTIONS.rglob("*")) if an_input(path)]
+    inputs = source_files(SOLUTIONS)
     inputs += [GRADER / "nbgrader_config.py", GRADER / "release.py"]
     for path in inputs:
         try:
