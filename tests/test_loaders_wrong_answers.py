@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import nbformat
 import pytest
 
+from grader import markers
 from grader.assemble import nbgrader_meta
 from grader.paths import SOLUTIONS
 from tests.wrong_answers import answer_body as solution_answer
@@ -20,7 +21,6 @@ from tests.wrong_answers import variant
 pytestmark = pytest.mark.slow
 
 NOTEBOOK = SOLUTIONS / "06_loaders" / "06_loaders.ipynb"
-HIDDEN = "### BEGIN HIDDEN TESTS"
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def _run_check(cells, namespace, check_id: str, hidden: bool) -> str | None:
     """Run a graded cell (its visible part, or all of it); the failure's message, or None if it passed."""
     source = cells[f"{check_id}_check"]
     if not hidden:
-        source = source.split(HIDDEN)[0]
+        source = markers.without_hidden(source)
     try:
         exec(source, namespace)
     except AssertionError as error:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import zipfile
 from pathlib import Path
 
 import nbformat
 
+from grader import markers
 from grader.assemble import nbgrader_meta
 from grader.paths import REPO, SOLUTIONS
 from tests.grader_fixtures import attacks
@@ -115,7 +115,7 @@ def hostile(simulated: SimulatedClass, tmp: Path, out: Path) -> None:
             line.strip()
             for notebook in full.values()
             for cell in notebook.cells
-            for block in re.findall(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", cell.source, re.DOTALL)
+            for block in markers.hidden_blocks(cell.source)
             for line in block.splitlines()
             if len(line.strip()) >= 8
         }

@@ -35,14 +35,6 @@ class Expect:
     message_has: tuple[str, ...] = ()
 
 
-# 02_persist
-
-# 04_pipeline
-
-# 05_triple
-# RNG streams left out of the checkpoint, consistently: saved without them, restored without them
-
-
 @dataclass
 class SimulatedClass:
     assignment: str

@@ -251,7 +251,7 @@ def restore_checkpoint__restore_checkpoint_model_not_updated(path, config):
 
 @dataclass
 class GradedWrongAnswer:
-    """A realistic mistake (or two, in exercises that do not use each other's answers, so that each is seen
+    """A realistic mistake (or several, in exercises that do not use each other's answers, so that each is seen
     by its own checks): answer cells replaced; the feedback's outputs must name every cause.
 
     A cause is text of the failure message as it is shown, with the values it was formatted with (or its
@@ -327,27 +327,29 @@ WRONG_ANSWERS: dict[str, list[GradedWrongAnswer]] = {
     ],
     "03_update": [
         GradedWrongAnswer(
-            "no-nnx-update",
-            {"restore_into_solution": answer(restore_into__restore_without_update)},
-            "AssertionError: the restored model still equals the fresh one: was nnx.update called?",
-        ),
-        GradedWrongAnswer(
-            "stale-reversed",
-            {"stale_leaves_solution": answer(stale_leaves__stale_leaves_reversed)},
-            "every trained leaf is stale: expected ['dropout/rngs/count', 'hidden/bias', 'hidden/kernel', "
-            "'output/bias', 'output/kernel'], stale_leaves gave []",
+            "no-nnx-update-and-stale-reversed",
+            {
+                "restore_into_solution": answer(restore_into__restore_without_update),
+                "stale_leaves_solution": answer(stale_leaves__stale_leaves_reversed),
+            },
+            (
+                "AssertionError: the restored model still equals the fresh one: was nnx.update called?",
+                "every trained leaf is stale: expected ['dropout/rngs/count', 'hidden/bias', 'hidden/kernel', "
+                "'output/bias', 'output/kernel'], stale_leaves gave []",
+            ),
         ),
     ],
     "08_sharding": [
         GradedWrongAnswer(
-            "template-unsharded",
-            {"sharded_template_solution": answer(sharded_template__template_without_sharding)},
-            "memory_kind=device): use NamedSharding",
-        ),
-        GradedWrongAnswer(
-            "restored-with-plain-template",
-            {"restore_onto_solution": answer(restore_onto__restore_with_plain_template)},
-            "memory_kind=device): did you restore with the sharded template",
+            "template-unsharded-and-restored-with-plain-template",
+            {
+                "sharded_template_solution": answer(sharded_template__template_without_sharding),
+                "restore_onto_solution": answer(restore_onto__restore_with_plain_template),
+            },
+            (
+                "memory_kind=device): use NamedSharding",
+                "memory_kind=device): did you restore with the sharded template",
+            ),
         ),
     ],
     "02_persist": [
