@@ -66,6 +66,7 @@ def measure(runs: int, class_size: int, grading_assignment: str) -> list[Row]:
                 raise RuntimeError(f"{path.name} raised errors while executing")
             seconds = statistics.median(result.seconds for result in results)
             peak = statistics.median(result.peak_rss_mb for result in results)
+            private = statistics.median(result.peak_private_mb for result in results)
             total_seconds += seconds
             seconds_of[assignment] = seconds
             worst_peak = max(worst_peak, peak)
@@ -73,7 +74,7 @@ def measure(runs: int, class_size: int, grading_assignment: str) -> list[Row]:
             rows.append(
                 Row(
                     f"notebook {path.stem}",
-                    f"{seconds:.1f} s, {peak:.0f} MB",
+                    f"{seconds:.1f} s, {peak:.0f} MB ({private:.0f} MB private)",
                     f"< {limit} s, < 450 MB",
                     "meets" if seconds < limit and peak < 450 else "MISSES",
                 )
