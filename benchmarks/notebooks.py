@@ -19,10 +19,11 @@ class NotebookRun:
     seconds: float
     peak_rss_mb: float  # VmHWM: the highest resident set size, shared library pages included
     errors: int
-    peak_private_mb: float = float("nan")  # the highest RssAnon sampled: memory no other process shares
+    peak_private_mb: float  # the highest RssAnon sampled (NaN: none): memory no other process shares
 
 
-def _status_mb(pid: int, field: str) -> float:
+def status_mb(pid: int, field: str) -> float:
+    """A field of /proc/PID/status in MB (VmHWM, RssAnon, ...); RuntimeError when the process has none."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
@@ -31,7 +32,7 @@ def _status_mb(pid: int, field: str) -> float:
 
 def peak_rss_mb(pid: int) -> float:
     """VmHWM: the highest resident set size the process has had, from /proc (Linux)."""
-    return _status_mb(pid, "VmHWM")
+    return status_mb(pid, "VmHWM")
 
 
 class PrivatePeak:
@@ -55,7 +56,7 @@ class PrivatePeak:
         peak = 0.0
         while not self._stop.is_set():
             try:
-                peak = max(peak, _status_mb(pid, "RssAnon"))
+                peak = max(peak, status_mb(pid, "RssAnon"))
             except (OSError, RuntimeError):  # the kernel has exited
                 break
             self.peak_mb = peak

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from benchmarks.notebooks import PrivatePeak, _status_mb
+from benchmarks.notebooks import PrivatePeak, status_mb
 
 HOLD_100_MB_A_MOMENT = """
 import sys, time
@@ -30,14 +30,14 @@ def test_a_transient_100_mb_is_seen_after_it_is_freed():
     )
     try:
         assert child.stdout.readline() == "ready\n"
-        before = _status_mb(child.pid, "RssAnon")
+        before = status_mb(child.pid, "RssAnon")
         peak = PrivatePeak()
         peak.follow(child.pid)
         time.sleep(0.05)
         child.stdin.write("go\n")
         child.stdin.flush()
         assert child.stdout.readline() == "freed\n"
-        after = _status_mb(child.pid, "RssAnon")
+        after = status_mb(child.pid, "RssAnon")
         highest = peak.stop()
         assert highest >= before + 95, f"sampled peak {highest:.1f} MB, the process held {before:.1f} + 100 MB"
         assert after < highest - 80, f"the 100 MB were freed ({after:.1f} MB left): the peak is {highest:.1f} MB"
